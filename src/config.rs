@@ -1,0 +1,358 @@
+//! Configuration: `config/default.toml` (compiled in), then `--config FILE`, then the
+//! environment (`PARLEY__SECTION__KEY`). Loaded once at start and validated, so a bad
+//! value stops the process with one line that names the key.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The defaults, compiled into the binary so it runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Everything Parley can be told at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP listener.
+    pub server: ServerSettings,
+    /// The durable store.
+    pub database: DatabaseSettings,
+    /// The backplane for several nodes.
+    pub redis: RedisSettings,
+    /// Files on disk.
+    pub storage: StorageSettings,
+    /// Sessions, cookies and login limits.
+    pub auth: AuthSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub host: String,
+    /// TCP port; 0 picks a free one.
+    pub port: u16,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Public base URL for links; empty = `http://host:port`.
+    pub public_url: String,
+    /// Take the client address from `X-Forwarded-For`/`Forwarded`.
+    pub trust_proxy_headers: bool,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`; empty = SQLite under `storage.data_dir`.
+    pub url: SecretString,
+    /// Connections in the pool.
+    pub max_connections: u32,
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://…`; empty = in-process backplane.
+    pub url: SecretString,
+    /// Prefix for every key Parley writes.
+    pub key_prefix: String,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Directory for the SQLite file and uploads.
+    pub data_dir: PathBuf,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Console session lifetime, hours.
+    pub session_ttl_hours: u64,
+    /// Send the session cookie with `Secure`.
+    pub cookie_secure: bool,
+    /// Login attempts per client IP per minute.
+    pub login_per_ip_per_minute: u32,
+    /// Login attempts per account per minute.
+    pub login_per_account_per_minute: u32,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `tracing` filter directive.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Which SQL backend a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// A configuration problem, phrased for one line on stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Load defaults, then `file` if given, then the environment; validate.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("--config {}: cannot read: {e}", path.display()))
+            })?;
+            builder = builder.add_source(
+                config::File::from_str(&text, config::FileFormat::Toml).format(config::FileFormat::Toml),
+            );
+        }
+        let env: std::collections::HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("PARLEY__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("PARLEY")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError(describe(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks no type can express.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.host.trim().is_empty() {
+            return Err(ConfigError("server.host: must not be empty".into()));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError(
+                "server.max_body_bytes: must be at least 1024".into(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError(
+                "database.max_connections: must be at least 1".into(),
+            ));
+        }
+        self.database_kind()?;
+        let redis = self.redis.url.expose_secret();
+        if !redis.is_empty() && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
+        {
+            return Err(ConfigError(format!(
+                "redis.url: unsupported scheme in {:?} (expected redis://HOST:PORT)",
+                scheme_of(redis)
+            )));
+        }
+        if self.auth.session_ttl_hours == 0 {
+            return Err(ConfigError(
+                "auth.session_ttl_hours: must be at least 1".into(),
+            ));
+        }
+        if self.auth.login_per_ip_per_minute == 0 || self.auth.login_per_account_per_minute == 0 {
+            return Err(ConfigError(
+                "auth.login_per_*_per_minute: must be at least 1".into(),
+            ));
+        }
+        if !self.server.public_url.is_empty()
+            && !(self.server.public_url.starts_with("http://")
+                || self.server.public_url.starts_with("https://"))
+        {
+            return Err(ConfigError(
+                "server.public_url: must start with http:// or https://".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The backend `database.url` selects.
+    pub fn database_kind(&self) -> Result<DatabaseKind, ConfigError> {
+        let url = self.database.url.expose_secret();
+        if url.is_empty() || url.starts_with("sqlite:") {
+            Ok(DatabaseKind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseKind::Postgres)
+        } else {
+            Err(ConfigError(format!(
+                "database.url: unsupported database {:?} (expected sqlite://PATH or postgres://…)",
+                scheme_of(url)
+            )))
+        }
+    }
+
+    /// The database URL to connect to, with the SQLite default filled in.
+    pub fn database_url(&self) -> String {
+        let url = self.database.url.expose_secret();
+        if url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.storage.data_dir.join("parley.db").display()
+            )
+        } else if url.starts_with("sqlite:") && !url.contains("mode=") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        } else {
+            url.to_owned()
+        }
+    }
+
+    /// The Redis URL, when one is configured.
+    pub fn redis_url(&self) -> Option<&str> {
+        let url = self.redis.url.expose_secret();
+        (!url.is_empty()).then_some(url)
+    }
+}
+
+/// The scheme of a URL (text before `:`), never the credentials after it.
+fn scheme_of(url: &str) -> String {
+    url.split(':').next().unwrap_or_default().to_owned()
+}
+
+/// Turn a `config` error into one line that names the key.
+fn describe(e: config::ConfigError) -> String {
+    match e {
+        config::ConfigError::Type {
+            key: Some(key),
+            unexpected,
+            expected,
+            ..
+        } => format!("{key}: invalid value {unexpected}, expected {expected}"),
+        other => {
+            let text = other.to_string();
+            // serde's messages end with `for key `x.y`` or `in x`; keep them, on one line.
+            text.replace('\n', " ")
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_select_sqlite_under_data_dir() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.database_kind().unwrap(), DatabaseKind::Sqlite);
+        assert_eq!(s.database_url(), "sqlite://data/parley.db?mode=rwc");
+        assert!(s.redis_url().is_none());
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("PARLEY__SERVER__PORT", "9001"),
+                ("PARLEY__DATABASE__URL", "postgres://postgres@127.0.0.1/x"),
+                ("PARLEY__REDIS__URL", "redis://127.0.0.1:6379"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.port, 9001);
+        assert_eq!(s.database_kind().unwrap(), DatabaseKind::Postgres);
+        assert_eq!(s.redis_url(), Some("redis://127.0.0.1:6379"));
+    }
+
+    #[test]
+    fn a_bad_port_names_the_key() {
+        let e = Settings::load_with_env(None, env(&[("PARLEY__SERVER__PORT", "70000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.port"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn an_unsupported_database_names_the_key_and_hides_credentials() {
+        let e = Settings::load_with_env(
+            None,
+            env(&[("PARLEY__DATABASE__URL", "mysql://root:hunter2@db/x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("database.url"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_config_file_is_named() {
+        let e = Settings::load_with_env(Some(Path::new("/nonexistent/parley.toml")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/parley.toml"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_file_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[server]\nprot = 1\n").unwrap();
+        let e = Settings::load_with_env(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prot"), "{e}");
+    }
+
+    #[test]
+    fn secrets_do_not_print_in_debug() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[("PARLEY__DATABASE__URL", "postgres://u:hunter2@h/d")]),
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

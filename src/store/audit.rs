@@ -1,0 +1,106 @@
+//! The audit log: one entry for every administrative change, written in the same
+//! transaction as the change itself, so the log and the data never disagree.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row as _};
+
+use super::{MAX_PAGE, Page, new_id, now_ms};
+
+/// A stored audit entry.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    /// Opaque id (time-ordered).
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// Who made the change (`None` for the CLI or the system).
+    pub actor_id: Option<String>,
+    /// What was done, e.g. `user.created`.
+    pub action: String,
+    /// The kind of record changed, e.g. `user`.
+    pub target_type: String,
+    /// The record changed.
+    pub target_id: String,
+    /// JSON with what changed.
+    pub details: serde_json::Value,
+    /// Epoch ms.
+    pub created_at: i64,
+}
+
+impl AuditRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        let details: String = r.try_get("details")?;
+        Ok(AuditRow {
+            id: r.try_get("id")?,
+            workspace_id: r.try_get("workspace_id")?,
+            actor_id: r.try_get("actor_id")?,
+            action: r.try_get("action")?,
+            target_type: r.try_get("target_type")?,
+            target_id: r.try_get("target_id")?,
+            details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+            created_at: r.try_get("created_at")?,
+        })
+    }
+}
+
+/// One change to record.
+#[derive(Debug)]
+pub struct Entry<'a> {
+    /// Workspace.
+    pub workspace_id: &'a str,
+    /// Who (None = CLI/system).
+    pub actor_id: Option<&'a str>,
+    /// What, e.g. `inbox.updated`.
+    pub action: &'a str,
+    /// Kind of record.
+    pub target_type: &'a str,
+    /// Record id.
+    pub target_id: &'a str,
+    /// What changed.
+    pub details: serde_json::Value,
+}
+
+/// Append an entry.
+pub async fn record<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    e: Entry<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, workspace_id, actor_id, action, target_type, target_id, \
+         details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new_id())
+    .bind(e.workspace_id)
+    .bind(e.actor_id)
+    .bind(e.action)
+    .bind(e.target_type)
+    .bind(e.target_id)
+    .bind(e.details.to_string())
+    .bind(now_ms())
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// List a workspace's entries, newest first, keyset-paginated by id.
+pub async fn list<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    before_id: Option<&str>,
+    limit: i64,
+) -> Result<Page<AuditRow>, sqlx::Error> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let rows = sqlx::query(
+        "SELECT id, workspace_id, actor_id, action, target_type, target_id, details, created_at \
+         FROM audit_log WHERE workspace_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3",
+    )
+    .bind(workspace_id)
+    .bind(before_id.unwrap_or(""))
+    .bind(limit + 1)
+    .fetch_all(exec)
+    .await?
+    .iter()
+    .map(AuditRow::from_row)
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(rows, limit, |a| &a.id))
+}

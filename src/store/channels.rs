@@ -1,0 +1,154 @@
+//! Channels: how conversations reach an inbox (website chat, email, forms, Messenger).
+//! Each channel's type-specific settings are one JSON document.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row as _};
+
+use super::{new_id, now_ms};
+
+/// A stored channel.
+#[derive(Debug, Clone)]
+pub struct ChannelRow {
+    /// Opaque id.
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// The inbox it delivers to.
+    pub inbox_id: String,
+    /// `chat`, `email`, `form` or `messenger`.
+    pub kind: String,
+    /// Display name.
+    pub name: String,
+    /// Type-specific settings.
+    pub settings: serde_json::Value,
+    /// Epoch ms.
+    pub created_at: i64,
+    /// Epoch ms.
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, workspace_id, inbox_id, kind, name, settings, created_at, updated_at";
+
+fn from_row(r: &AnyRow) -> Result<ChannelRow, sqlx::Error> {
+    let settings: String = r.try_get("settings")?;
+    Ok(ChannelRow {
+        id: r.try_get("id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        inbox_id: r.try_get("inbox_id")?,
+        kind: r.try_get("kind")?,
+        name: r.try_get("name")?,
+        settings: serde_json::from_str(&settings)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Create a channel.
+pub async fn insert<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    inbox_id: &str,
+    kind: &str,
+    name: &str,
+    settings: &serde_json::Value,
+) -> Result<ChannelRow, sqlx::Error> {
+    let now = now_ms();
+    let row = ChannelRow {
+        id: new_id(),
+        workspace_id: workspace_id.to_owned(),
+        inbox_id: inbox_id.to_owned(),
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        settings: settings.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    sqlx::query(
+        "INSERT INTO channels (id, workspace_id, inbox_id, kind, name, settings, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&row.id)
+    .bind(&row.workspace_id)
+    .bind(&row.inbox_id)
+    .bind(&row.kind)
+    .bind(&row.name)
+    .bind(row.settings.to_string())
+    .bind(now)
+    .bind(now)
+    .execute(exec)
+    .await?;
+    Ok(row)
+}
+
+/// Read one channel of a workspace.
+pub async fn get<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<ChannelRow>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM channels WHERE workspace_id = $1 AND id = $2"
+    )))
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_optional(exec)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// An inbox's channels, oldest first.
+pub async fn list_for_inbox<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    inbox_id: &str,
+) -> Result<Vec<ChannelRow>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM channels WHERE workspace_id = $1 AND inbox_id = $2 ORDER BY id"
+    )))
+    .bind(workspace_id)
+    .bind(inbox_id)
+    .fetch_all(exec)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
+}
+
+/// Write a channel's name and settings.
+pub async fn update<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    channel: &ChannelRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE channels SET name = $1, settings = $2, updated_at = $3 \
+         WHERE workspace_id = $4 AND id = $5",
+    )
+    .bind(&channel.name)
+    .bind(channel.settings.to_string())
+    .bind(now_ms())
+    .bind(&channel.workspace_id)
+    .bind(&channel.id)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// Delete a channel; false when none.
+pub async fn delete<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM channels WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(id)
+            .execute(exec)
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}

@@ -1,0 +1,241 @@
+//! The durable store: SQLite (embedded default) or PostgreSQL, behind one `sqlx::Any`
+//! pool so that the queries are written once. The schema keeps to the types the two
+//! dialects share through `Any`: TEXT ids (UUIDv7), BIGINT epoch milliseconds, BOOLEAN,
+//! and JSON documents as TEXT. Migrations live in one folder per backend.
+//!
+//! Every query that reads or changes a workspace's records takes the `workspace_id` and
+//! filters on it: the store is where workspace isolation is enforced.
+
+pub mod api_tokens;
+pub mod audit;
+pub mod channels;
+pub mod inboxes;
+pub mod sessions;
+pub mod teams;
+pub mod users;
+pub mod workspaces;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use chrono::{DateTime, TimeZone as _, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions as _, Executor as _};
+
+use crate::config::{DatabaseKind, Settings};
+
+/// A connection pool to the configured database.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    kind: DatabaseKind,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("kind", &self.kind).finish()
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Db {
+    /// Connect to the database `settings` name (creating the SQLite file and its
+    /// directory on first run). Does not migrate.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let kind = settings
+            .database_kind()
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        let url = settings.database_url();
+        if kind == DatabaseKind::Sqlite {
+            if let Some(dir) = sqlite_parent_dir(&url) {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating data directory {}", dir.display()))?;
+            }
+        }
+        let options = AnyConnectOptions::from_str(&url)
+            .context("database.url: cannot parse")?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(settings.database.max_connections)
+            .acquire_timeout(Duration::from_secs(10));
+        if kind == DatabaseKind::Sqlite {
+            pool_options = pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connecting to the {kind:?} database"))?;
+        Ok(Self { pool, kind })
+    }
+
+    /// Apply pending migrations; a no-op when there are none.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.kind {
+            DatabaseKind::Sqlite => &SQLITE_MIGRATIONS,
+            DatabaseKind::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .context("running database migrations")?;
+        Ok(())
+    }
+
+    /// The pool, for the store modules.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which backend this is.
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Close every connection (at shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The directory holding a `sqlite://PATH?…` file, if it has one.
+fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.to_path_buf())
+}
+
+/// A new time-ordered opaque id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Now, in epoch milliseconds (the store's time unit).
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// Epoch milliseconds to a UTC time (the wire's unit).
+pub fn to_time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// Page size bounds for list endpoints.
+pub const DEFAULT_PAGE: i64 = 50;
+/// Largest page a client may ask for.
+pub const MAX_PAGE: i64 = 200;
+
+/// An opaque keyset cursor: the last id of the previous page.
+pub fn encode_cursor(id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+}
+
+/// Decode a cursor made by [`encode_cursor`]; `None` when it is not one.
+pub fn decode_cursor(cursor: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let id = String::from_utf8(bytes).ok()?;
+    uuid::Uuid::parse_str(&id).ok()?;
+    Some(id)
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// Cursor for the next page, when there is one.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Build a page from `limit + 1` fetched rows: the extra row only says there is more.
+    pub fn from_rows(mut rows: Vec<T>, limit: i64, id_of: impl Fn(&T) -> &str) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| encode_cursor(id_of(r)))
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+/// Is this error a unique-constraint violation (on either backend)?
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = new_id();
+        assert_eq!(decode_cursor(&encode_cursor(&id)), Some(id));
+        assert_eq!(decode_cursor("not a cursor"), None);
+        assert_eq!(decode_cursor(&encode_cursor("x' OR 1=1")), None);
+    }
+
+    #[test]
+    fn a_page_with_an_extra_row_has_a_cursor() {
+        let rows: Vec<String> = (0..4).map(|_| new_id()).collect();
+        let page = Page::from_rows(rows.clone(), 3, |s| s.as_str());
+        assert_eq!(page.items.len(), 3);
+        assert_eq!(
+            page.next_cursor.as_deref().and_then(decode_cursor),
+            Some(rows[2].clone())
+        );
+        let page = Page::from_rows(rows, 4, |s| s.as_str());
+        assert!(page.next_cursor.is_none());
+    }
+
+    #[test]
+    fn sqlite_directory_is_found() {
+        assert_eq!(
+            sqlite_parent_dir("sqlite://data/parley.db?mode=rwc"),
+            Some(std::path::PathBuf::from("data"))
+        );
+        assert_eq!(sqlite_parent_dir("sqlite://parley.db"), None);
+        assert_eq!(sqlite_parent_dir("sqlite::memory:"), None);
+    }
+}
