@@ -1,5 +1,6 @@
 -- Parley foundation schema (SQLite). Ids are opaque TEXT (UUIDv7), times are epoch
--- milliseconds (BIGINT), JSON documents are TEXT. Every record carries workspace_id.
+-- milliseconds (BIGINT), flags are BIGINT 0/1 (the Any driver maps no SQLite
+-- boolean), JSON documents are TEXT. Every record carries workspace_id.
 
 CREATE TABLE workspaces (
     id          TEXT PRIMARY KEY,
@@ -16,7 +17,7 @@ CREATE TABLE users (
     password_hash TEXT NOT NULL,
     avatar_url    TEXT,
     meeting_link  TEXT,
-    active        BOOLEAN NOT NULL DEFAULT TRUE,
+    active        BIGINT NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
     created_at    BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL
 );

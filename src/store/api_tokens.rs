@@ -154,7 +154,7 @@ pub async fn authenticate<'c>(
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.active = $2"
     )))
     .bind(token_hash)
-    .bind(true)
+    .bind(1_i64)
     .fetch_optional(exec)
     .await?
     .map(|r| {

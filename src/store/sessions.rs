@@ -72,7 +72,7 @@ pub async fn authenticate<'c>(
     )))
     .bind(token_hash)
     .bind(now_ms())
-    .bind(true)
+    .bind(1_i64)
     .fetch_optional(exec)
     .await?
     .map(|r| {

@@ -56,7 +56,7 @@ impl UserRow {
                 .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role:?}").into()))?,
             avatar_url: r.try_get("avatar_url")?,
             meeting_link: r.try_get("meeting_link")?,
-            active: r.try_get("active")?,
+            active: r.try_get::<i64, _>("active")? != 0,
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
         })
@@ -113,7 +113,7 @@ pub async fn insert<'c>(
     .bind(new.password_hash)
     .bind(&row.avatar_url)
     .bind(&row.meeting_link)
-    .bind(true)
+    .bind(1_i64)
     .bind(now)
     .bind(now)
     .execute(exec)
@@ -214,7 +214,7 @@ pub async fn update<'c>(
     .bind(user.role.as_str())
     .bind(&user.avatar_url)
     .bind(&user.meeting_link)
-    .bind(user.active)
+    .bind(i64::from(user.active))
     .bind(user.updated_at)
     .bind(&user.workspace_id)
     .bind(&user.id)
@@ -251,7 +251,7 @@ pub async fn count_active_admins<'c>(
         "SELECT COUNT(*) AS n FROM users WHERE workspace_id = $1 AND role = 'admin' AND active = $2",
     )
     .bind(workspace_id)
-    .bind(true)
+    .bind(1_i64)
     .fetch_one(exec)
     .await?
     .try_get("n")
