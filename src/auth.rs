@@ -166,8 +166,12 @@ impl FromRequest for Principal {
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| anyhow::anyhow!("AppState missing"))?
                 .clone();
-            let unauthorized =
-                || ApiError::new(ErrorCode::Unauthorized, "missing, invalid or expired credentials");
+            let unauthorized = || {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "missing, invalid or expired credentials",
+                )
+            };
             let (token, from_cookie) = presented_token(&req).ok_or_else(unauthorized)?;
             let hash = token_hash(&token);
             if token.starts_with(SESSION_PREFIX) {
@@ -183,7 +187,9 @@ impl FromRequest for Principal {
                     if !constant_time_eq(sent, &auth.csrf_token) {
                         return Err(ApiError::new(
                             ErrorCode::CsrfFailed,
-                            format!("cookie-authenticated writes need the {CSRF_HEADER} header from login"),
+                            format!(
+                                "cookie-authenticated writes need the {CSRF_HEADER} header from login"
+                            ),
                         ));
                     }
                 }
@@ -214,11 +220,11 @@ impl FromRequest for Principal {
 /// The client's address, honouring proxy headers only when configured to.
 pub fn client_ip(req: &HttpRequest, trust_proxy_headers: bool) -> String {
     if trust_proxy_headers {
-        if let Some(ip) = req
-            .connection_info()
-            .realip_remote_addr()
-            .and_then(|s| s.parse::<IpAddr>().ok().or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())))
-        {
+        if let Some(ip) = req.connection_info().realip_remote_addr().and_then(|s| {
+            s.parse::<IpAddr>()
+                .ok()
+                .or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        }) {
             return ip.to_string();
         }
     }
@@ -277,7 +283,11 @@ mod tests {
     async fn a_hashed_password_verifies_and_a_wrong_one_does_not() {
         let phc = hash_password("correct horse".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse".into(), phc.clone()).await.unwrap());
+        assert!(
+            verify_password("correct horse".into(), phc.clone())
+                .await
+                .unwrap()
+        );
         assert!(!verify_password("wrong horse".into(), phc).await.unwrap());
     }
 

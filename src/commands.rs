@@ -34,12 +34,18 @@ pub async fn create_admin(
     workspace: &str,
     name: Option<&str>,
 ) -> anyhow::Result<CreatedAdmin> {
-    let email = EmailAddress::parse(email.to_owned()).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let email =
+        EmailAddress::parse(email.to_owned()).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
     let password =
         Password::parse(password.to_owned()).map_err(|e| anyhow::anyhow!("--password: {e}"))?;
     let workspace =
         Name::parse(workspace.to_owned()).map_err(|e| anyhow::anyhow!("--workspace: {e}"))?;
-    let default_name = email.as_str().split('@').next().unwrap_or("Admin").to_owned();
+    let default_name = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or("Admin")
+        .to_owned();
     let name = Name::parse(name.map(str::to_owned).unwrap_or(default_name))
         .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
 

@@ -135,14 +135,17 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ConfigError(format!("--config {}: cannot read: {e}", path.display()))
             })?;
             builder = builder.add_source(
-                config::File::from_str(&text, config::FileFormat::Toml).format(config::FileFormat::Toml),
+                config::File::from_str(&text, config::FileFormat::Toml)
+                    .format(config::FileFormat::Toml),
             );
         }
         let env: std::collections::HashMap<String, String> = env
@@ -181,8 +184,7 @@ impl Settings {
         }
         self.database_kind()?;
         let redis = self.redis.url.expose_secret();
-        if !redis.is_empty() && !(redis.starts_with("redis://") || redis.starts_with("rediss://"))
-        {
+        if !redis.is_empty() && !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
             return Err(ConfigError(format!(
                 "redis.url: unsupported scheme in {:?} (expected redis://HOST:PORT)",
                 scheme_of(redis)

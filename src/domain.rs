@@ -196,7 +196,9 @@ mod tests {
 
     #[test]
     fn bad_emails_are_rejected() {
-        for bad in ["", "ada", "@x.com", "ada@", "a@b@c", "a b@c.d", "a@.c", "a@c."] {
+        for bad in [
+            "", "ada", "@x.com", "ada@", "a@b@c", "a b@c.d", "a@.c", "a@c.",
+        ] {
             assert!(EmailAddress::parse(bad.into()).is_err(), "{bad}");
         }
     }
@@ -228,7 +230,10 @@ mod tests {
     #[test]
     fn roles_reject_unknown_values() {
         assert!(serde_json::from_str::<Role>("\"owner\"").is_err());
-        assert_eq!(serde_json::from_str::<Role>("\"agent\"").unwrap(), Role::Agent);
+        assert_eq!(
+            serde_json::from_str::<Role>("\"agent\"").unwrap(),
+            Role::Agent
+        );
     }
 
     proptest! {

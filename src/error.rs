@@ -228,8 +228,7 @@ impl ResponseError for ApiError {
                 res.insert_header((header::RETRY_AFTER, v));
             }
         }
-        metrics::counter!("parley_http_errors_total", "code" => problem.code.as_str())
-            .increment(1);
+        metrics::counter!("parley_http_errors_total", "code" => problem.code.as_str()).increment(1);
         res.json(problem)
     }
 }

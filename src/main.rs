@@ -83,7 +83,10 @@ async fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
-    eprintln!("parley: listening on http://127.0.0.1:{} (Ctrl-C to stop)", app.port());
+    eprintln!(
+        "parley: listening on http://127.0.0.1:{} (Ctrl-C to stop)",
+        app.port()
+    );
     app.run_until_stopped().await?;
     Ok(())
 }

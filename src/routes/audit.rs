@@ -63,7 +63,12 @@ pub async fn list_audit(
 ) -> ApiResult<web::Json<ListResponse<AuditView>>> {
     principal.require_admin()?;
     let (before, limit) = query.parse()?;
-    let page = audit::list(state.db.pool(), principal.workspace_id(), before.as_deref(), limit)
-        .await?;
+    let page = audit::list(
+        state.db.pool(),
+        principal.workspace_id(),
+        before.as_deref(),
+        limit,
+    )
+    .await?;
     Ok(web::Json(ListResponse::from_page(page, AuditView::from)))
 }

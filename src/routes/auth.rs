@@ -85,8 +85,14 @@ pub async fn login(
 
     let token = auth::new_token(auth::SESSION_PREFIX);
     let csrf_token = auth::new_csrf_token();
-    let ttl_ms = i64::try_from(state.settings.auth.session_ttl_hours.saturating_mul(3_600_000))
-        .unwrap_or(i64::MAX / 2);
+    let ttl_ms = i64::try_from(
+        state
+            .settings
+            .auth
+            .session_ttl_hours
+            .saturating_mul(3_600_000),
+    )
+    .unwrap_or(i64::MAX / 2);
     let expires_at = now_ms().saturating_add(ttl_ms);
     let user_agent: String = req
         .headers()
@@ -139,10 +145,7 @@ pub async fn login(
 ), security(("bearer" = []), ("cookie" = [])))]
 #[post("/auth/logout")]
 #[tracing::instrument(skip_all, fields(user_id = %principal.user.id))]
-pub async fn logout(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> ApiResult<HttpResponse> {
+pub async fn logout(state: web::Data<AppState>, principal: Principal) -> ApiResult<HttpResponse> {
     let AuthVia::Session { session_id } = &principal.via else {
         return Err(ApiError::Validation(
             "this is an API token; revoke it with DELETE /api/v1/api-tokens/{id}".into(),

@@ -110,7 +110,9 @@ impl ChannelView {
 
 fn check_settings(s: &serde_json::Value) -> ApiResult<()> {
     if !s.is_object() {
-        return Err(ApiError::Validation("settings: must be a JSON object".into()));
+        return Err(ApiError::Validation(
+            "settings: must be a JSON object".into(),
+        ));
     }
     if s.to_string().len() > MAX_SETTINGS_BYTES {
         return Err(ApiError::Validation(format!(

@@ -204,7 +204,10 @@ async fn apply_routing(
     if let Some(t) = input.team_id {
         if let Some(team_id) = &t {
             let mut conn = state.db.pool().acquire().await?;
-            if teams::get(&mut conn, workspace_id, team_id).await?.is_none() {
+            if teams::get(&mut conn, workspace_id, team_id)
+                .await?
+                .is_none()
+            {
                 return Err(ApiError::Validation(format!(
                     "routing.team_id: no team with id {team_id:?}"
                 )));

@@ -24,7 +24,9 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
     );
     components.add_security_scheme(
         "cookie",
-        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+            crate::auth::SESSION_COOKIE,
+        ))),
     );
     api
 }

@@ -154,8 +154,13 @@ pub async fn list_users(
     query: web::Query<PageQuery>,
 ) -> ApiResult<web::Json<ListResponse<UserView>>> {
     let (after, limit) = query.parse()?;
-    let page = users::list(state.db.pool(), principal.workspace_id(), after.as_deref(), limit)
-        .await?;
+    let page = users::list(
+        state.db.pool(),
+        principal.workspace_id(),
+        after.as_deref(),
+        limit,
+    )
+    .await?;
     Ok(web::Json(ListResponse::from_page(page, UserView::from)))
 }
 
@@ -224,7 +229,9 @@ pub async fn update_user(
     let is_self = principal.user.id == *id;
     if !principal.is_admin() {
         if !is_self {
-            return Err(ApiError::forbidden("agents can only change their own profile"));
+            return Err(ApiError::forbidden(
+                "agents can only change their own profile",
+            ));
         }
         if b.role.is_some() || b.active.is_some() {
             return Err(ApiError::forbidden(
@@ -257,9 +264,8 @@ pub async fn update_user(
     if let Some(a) = b.active {
         user.active = a;
     }
-    let loses_admin = before.role == Role::Admin
-        && before.active
-        && (user.role != Role::Admin || !user.active);
+    let loses_admin =
+        before.role == Role::Admin && before.active && (user.role != Role::Admin || !user.active);
     if loses_admin && users::count_active_admins(&mut *tx, &ws).await? <= 1 {
         return Err(ApiError::conflict(
             "the workspace must keep at least one active admin",
@@ -280,7 +286,10 @@ pub async fn update_user(
         changes.insert("name".into(), json!([before.name, user.name]));
     }
     if before.avatar_url != user.avatar_url {
-        changes.insert("avatar_url".into(), json!([before.avatar_url, user.avatar_url]));
+        changes.insert(
+            "avatar_url".into(),
+            json!([before.avatar_url, user.avatar_url]),
+        );
     }
     if before.meeting_link != user.meeting_link {
         changes.insert(

@@ -37,8 +37,7 @@ fn from_row(r: &AnyRow) -> Result<ChannelRow, sqlx::Error> {
         inbox_id: r.try_get("inbox_id")?,
         kind: r.try_get("kind")?,
         name: r.try_get("name")?,
-        settings: serde_json::from_str(&settings)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        settings: serde_json::from_str(&settings).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })

@@ -38,8 +38,7 @@ const COLUMNS: &str = "id, workspace_id, email, name, role, avatar_url, meeting_
                        created_at, updated_at";
 
 /// The user columns of a join whose users table is aliased `u`.
-pub(crate) const JOINED_COLUMNS: &str =
-    "u.id AS id, u.workspace_id AS workspace_id, u.email AS email, u.name AS name, \
+pub(crate) const JOINED_COLUMNS: &str = "u.id AS id, u.workspace_id AS workspace_id, u.email AS email, u.name AS name, \
      u.role AS role, u.avatar_url AS avatar_url, u.meeting_link AS meeting_link, \
      u.active AS active, u.created_at AS created_at, u.updated_at AS updated_at";
 

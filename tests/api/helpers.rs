@@ -1,0 +1,474 @@
+//! The test harness: `spawn_app` starts the real server on port 0 with a fresh store
+//! (a SQLite file in a temp dir, or a new PostgreSQL database) and, for the PostgreSQL
+//! variant, Redis with a fresh key prefix; typed helpers speak HTTP to it.
+//!
+//! Service URLs come from the environment:
+//! - `PARLEY_TEST_POSTGRES_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`): the
+//!   server to make test databases on. Unset: PostgreSQL variants are skipped, except
+//!   under CI (`CI` set), where that is an error.
+//! - `PARLEY_TEST_REDIS_URL` (e.g. `redis://127.0.0.1:6379`): the same for Redis.
+//!
+//! A URL that is set but unreachable fails the test: it never silently passes.
+
+#![allow(dead_code)]
+
+use std::sync::Once;
+use std::time::Duration;
+
+use parley::config::Settings;
+use parley::startup::Application;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+
+/// Which store (and backplane) a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file, in-process backplane.
+    Sqlite,
+    /// PostgreSQL database, Redis backplane.
+    Postgres,
+}
+
+/// Generate one `#[actix_web::test]` per backend for an `async fn(Backend)` test body.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[actix_web::test]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[actix_web::test]
+                async fn postgres() {
+                    if $crate::helpers::postgres_enabled() {
+                        super::$name($crate::helpers::Backend::Postgres).await
+                    }
+                }
+            }
+        )+
+    };
+}
+
+fn env_url(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{name} must be set under CI so that the suite runs against the real service"
+            );
+            None
+        }
+    }
+}
+
+/// Whether PostgreSQL (and Redis) variants run; prints why not when they do not.
+pub fn postgres_enabled() -> bool {
+    let pg = env_url("PARLEY_TEST_POSTGRES_URL").is_some();
+    let redis = env_url("PARLEY_TEST_REDIS_URL").is_some();
+    if !(pg && redis) {
+        eprintln!(
+            "skipped: set PARLEY_TEST_POSTGRES_URL and PARLEY_TEST_REDIS_URL to run the \
+             PostgreSQL+Redis variant"
+        );
+    }
+    pg && redis
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            parley::telemetry::init(&parley::config::LogSettings {
+                filter: "info,sqlx=warn".into(),
+                format: parley::config::LogFormat::Text,
+            });
+        }
+    });
+}
+
+/// A PostgreSQL database made for one test, dropped when the test ends (pass or fail).
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    async fn create() -> Self {
+        let admin_url = env_url("PARLEY_TEST_POSTGRES_URL").expect("PostgreSQL URL");
+        let name = format!("parley_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PARLEY_TEST_POSTGRES_URL is set but unreachable: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        PgDatabase { admin_url, name }
+    }
+
+    fn url(&self) -> String {
+        let base = self.admin_url.split('?').next().unwrap_or_default();
+        let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(base);
+        format!("{root}/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: do the async cleanup on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A Redis key prefix made for one test; its keys are deleted when the test ends.
+pub struct RedisPrefix {
+    url: String,
+    prefix: String,
+}
+
+impl RedisPrefix {
+    async fn create() -> Self {
+        let url = env_url("PARLEY_TEST_REDIS_URL").expect("Redis URL");
+        let client = redis::Client::open(url.as_str()).expect("Redis URL parses");
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .expect("PARLEY_TEST_REDIS_URL is set but Redis does not answer")
+        .unwrap_or_else(|e| panic!("PARLEY_TEST_REDIS_URL is set but unreachable: {e}"));
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .expect("Redis PING");
+        RedisPrefix {
+            url,
+            prefix: format!("parley_test_{}:", uuid::Uuid::new_v4().simple()),
+        }
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let pattern = format!("{}*", self.prefix);
+        let _ = std::thread::spawn(move || {
+            if let Ok(client) = redis::Client::open(url.as_str()) {
+                if let Ok(mut conn) = client.get_connection() {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(&pattern)
+                        .query(&mut conn)
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+                    }
+                }
+            }
+        })
+        .join();
+    }
+}
+
+/// What a test's store is made of; reusable to start the app again on the same data.
+pub struct TestEnv {
+    /// Which backend.
+    pub backend: Backend,
+    /// Environment-style overrides that make up the settings.
+    pub overrides: Vec<(String, String)>,
+    _dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+    _redis: Option<RedisPrefix>,
+}
+
+impl TestEnv {
+    /// A fresh store for `backend`, with extra `PARLEY__…` overrides.
+    pub async fn new(backend: Backend, extra: &[(&str, &str)]) -> Self {
+        init_logs();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut overrides = vec![
+            ("PARLEY__SERVER__PORT".to_owned(), "0".to_owned()),
+            ("PARLEY__SERVER__WORKERS".to_owned(), "2".to_owned()),
+            (
+                "PARLEY__SERVER__SHUTDOWN_TIMEOUT_SECS".to_owned(),
+                "1".to_owned(),
+            ),
+            (
+                "PARLEY__STORAGE__DATA_DIR".to_owned(),
+                dir.path().display().to_string(),
+            ),
+        ];
+        let (pg, redis) = match backend {
+            Backend::Sqlite => (None, None),
+            Backend::Postgres => {
+                let pg = PgDatabase::create().await;
+                let redis = RedisPrefix::create().await;
+                overrides.push(("PARLEY__DATABASE__URL".into(), pg.url()));
+                overrides.push(("PARLEY__REDIS__URL".into(), redis.url.clone()));
+                overrides.push(("PARLEY__REDIS__KEY_PREFIX".into(), redis.prefix.clone()));
+                (Some(pg), Some(redis))
+            }
+        };
+        for (k, v) in extra {
+            overrides.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        TestEnv {
+            backend,
+            overrides,
+            _dir: dir,
+            _pg: pg,
+            _redis: redis,
+        }
+    }
+
+    /// The settings these overrides make.
+    pub fn settings(&self) -> Settings {
+        Settings::load_with_env(None, self.overrides.clone()).expect("test settings load")
+    }
+
+    /// Start the server on these settings.
+    pub async fn start(&self) -> TestApp {
+        let app = Application::build(self.settings())
+            .await
+            .expect("application builds");
+        let port = app.port();
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run_until_stopped());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            client: client(),
+            handle,
+        }
+    }
+}
+
+/// A fresh reqwest client with its own cookie jar.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// A running server.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// A client without credentials.
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body as JSON (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl Reply {
+    /// The problem code of an error answer (panics on a non-problem body).
+    pub fn code(&self) -> &str {
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "expected a problem+json answer, got {self:?}"
+        );
+        self.body["code"].as_str().expect("problem has a code")
+    }
+
+    /// Assert the status, with the body in the message.
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {:#}",
+            self.body
+        );
+        self
+    }
+
+    /// Assert an error status and code.
+    pub fn expect_problem(self, status: u16, code: &str) -> Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {:#}",
+            self.body
+        );
+        assert_eq!(self.code(), code, "unexpected problem: {:#}", self.body);
+        self
+    }
+}
+
+/// A logged-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Bearer token.
+    pub token: String,
+    /// CSRF token.
+    pub csrf: String,
+    /// The user object from login.
+    pub user: Value,
+}
+
+impl Session {
+    /// The user's id.
+    pub fn id(&self) -> String {
+        self.user["id"].as_str().expect("user id").to_owned()
+    }
+}
+
+impl TestApp {
+    /// Spawn a fresh app on `backend` with default settings.
+    pub async fn spawn(backend: Backend) -> (TestEnv, TestApp) {
+        let env = TestEnv::new(backend, &[]).await;
+        let app = env.start().await;
+        (env, app)
+    }
+
+    /// Stop the server (graceful), as a restart would.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+
+    /// Send a request with an optional bearer token and JSON body.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    /// GET with a bearer token.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    /// POST JSON with a bearer token.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    /// PATCH JSON with a bearer token.
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    /// PUT JSON with a bearer token.
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::PUT, path, Some(token), Some(body))
+            .await
+    }
+
+    /// DELETE with a bearer token.
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// POST /auth/login and return the raw answer.
+    pub async fn try_login(&self, email: &str, password: &str) -> Reply {
+        self.request(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// Log in (asserting success).
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let r = self.try_login(email, password).await.expect(200);
+        Session {
+            token: r.body["token"].as_str().expect("token").to_owned(),
+            csrf: r.body["csrf_token"].as_str().expect("csrf").to_owned(),
+            user: r.body["user"].clone(),
+        }
+    }
+
+    /// Create a workspace with an admin (through the CLI's code path) and log in.
+    pub async fn admin(&self, env: &TestEnv, workspace: &str, email: &str) -> Session {
+        parley::commands::create_admin(&env.settings(), email, PASSWORD, workspace, None)
+            .await
+            .expect("create admin");
+        self.login(email, PASSWORD).await
+    }
+
+    /// As `admin`, create an agent and log them in.
+    pub async fn agent(&self, admin: &Session, email: &str) -> Session {
+        self.post(
+            "/api/v1/users",
+            &admin.token,
+            json!({"email": email, "password": PASSWORD, "name": email, "role": "agent"}),
+        )
+        .await
+        .expect(201);
+        self.login(email, PASSWORD).await
+    }
+}
+
+/// The password every helper-made user has.
+pub const PASSWORD: &str = "correct horse battery";
+
+async fn read(res: reqwest::Response) -> Reply {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("body read");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The ids of a list answer's items.
+pub fn ids(reply: &Reply) -> Vec<String> {
+    reply.body["items"]
+        .as_array()
+        .expect("a list answer")
+        .iter()
+        .map(|i| i["id"].as_str().expect("item id").to_owned())
+        .collect()
+}
