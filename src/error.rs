@@ -33,8 +33,6 @@ pub enum ErrorCode {
     CsrfFailed,
     /// No such record in this workspace (or not visible to this user).
     NotFound,
-    /// The route exists but not with this method.
-    MethodNotAllowed,
     /// The change conflicts with existing state (a taken email, the last admin).
     Conflict,
     /// Too many attempts; see `Retry-After`.
@@ -47,7 +45,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the "each code is used" test and the docs.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
@@ -57,7 +55,6 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::CsrfFailed,
         ErrorCode::NotFound,
-        ErrorCode::MethodNotAllowed,
         ErrorCode::Conflict,
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
@@ -80,7 +77,6 @@ impl ErrorCode {
             Forbidden => (StatusCode::FORBIDDEN, "Not allowed"),
             CsrfFailed => (StatusCode::FORBIDDEN, "Missing or wrong CSRF token"),
             NotFound => (StatusCode::NOT_FOUND, "Not found"),
-            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
             Conflict => (StatusCode::CONFLICT, "Conflict"),
             RateLimited => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
@@ -101,7 +97,6 @@ impl ErrorCode {
             Forbidden => "forbidden",
             CsrfFailed => "csrf_failed",
             NotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
             Conflict => "conflict",
             RateLimited => "rate_limited",
             Unavailable => "unavailable",
@@ -230,28 +225,6 @@ impl ResponseError for ApiError {
         }
         metrics::counter!("parley_http_errors_total", "code" => problem.code.as_str()).increment(1);
         res.json(problem)
-    }
-}
-
-/// Map a JSON extractor failure to the right problem.
-pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
-    use actix_web::error::JsonPayloadError as E;
-    match err {
-        E::OverflowKnownLength { length, limit } => ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("body is {length} bytes; the limit is {limit}"),
-        ),
-        E::Overflow { limit } => ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("body exceeds the limit of {limit} bytes"),
-        ),
-        E::ContentType => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as application/json",
-        ),
-        E::Deserialize(e) if e.is_data() => ApiError::Validation(e.to_string()),
-        E::Deserialize(e) => ApiError::new(ErrorCode::InvalidJson, e.to_string()),
-        other => ApiError::new(ErrorCode::InvalidJson, other.to_string()),
     }
 }
 

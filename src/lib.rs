@@ -12,6 +12,7 @@
 //! - [`commands`]: the CLI's non-serving subcommands (`migrate`, `create-admin`).
 //! - [`domain`]: validated newtypes (`EmailAddress`, `Name`, `Password`, `Role`, …).
 //! - [`error`]: the error-code table and problem+json responses.
+//! - [`extract`]: the JSON body extractor that names the offending field.
 //! - [`auth`]: password hashing, tokens, the `Principal` extractor, CSRF, login limits.
 //! - [`store`]: the SQL store (SQLite or PostgreSQL through `sqlx::Any`), one module
 //!   per table group; every query is scoped to a workspace.
@@ -24,6 +25,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod extract;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -122,11 +122,6 @@ impl Application {
             let (app, api) = App::new()
                 .into_utoipa_app()
                 .app_data(state.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(max_body)
-                        .error_handler(|e, _| error::json_error(e).into()),
-                )
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(
                     web::QueryConfig::default().error_handler(|e, _| error::query_error(e).into()),

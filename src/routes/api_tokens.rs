@@ -85,7 +85,7 @@ pub struct CreatedToken {
 pub async fn create_token(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateToken>,
+    body: crate::extract::Json<CreateToken>,
 ) -> ApiResult<HttpResponse> {
     let secret = auth::new_token(auth::API_TOKEN_PREFIX);
     let prefix: String = secret.chars().take(10).collect();

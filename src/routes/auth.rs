@@ -56,7 +56,7 @@ pub struct LoginResponse {
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: crate::extract::Json<LoginRequest>,
 ) -> ApiResult<HttpResponse> {
     let LoginRequest { email, password } = body.into_inner();
     let ip = auth::client_ip(&req, state.settings.server.trust_proxy_headers);

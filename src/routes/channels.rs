@@ -156,7 +156,7 @@ pub async fn create_channel(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<CreateChannel>,
+    body: crate::extract::Json<CreateChannel>,
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
     let b = body.into_inner();
@@ -265,7 +265,7 @@ pub async fn update_channel(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<UpdateChannel>,
+    body: crate::extract::Json<UpdateChannel>,
 ) -> ApiResult<web::Json<ChannelView>> {
     principal.require_admin()?;
     let b = body.into_inner();

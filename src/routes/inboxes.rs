@@ -271,7 +271,7 @@ pub(crate) async fn visible_inbox(
 pub async fn create_inbox(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateInbox>,
+    body: crate::extract::Json<CreateInbox>,
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
     let b = body.into_inner();
@@ -376,7 +376,7 @@ pub async fn update_inbox(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<UpdateInbox>,
+    body: crate::extract::Json<UpdateInbox>,
 ) -> ApiResult<web::Json<InboxView>> {
     principal.require_admin()?;
     let b = body.into_inner();
@@ -476,7 +476,7 @@ pub async fn put_inbox_member(
     state: web::Data<AppState>,
     principal: Principal,
     path: web::Path<(String, String)>,
-    body: web::Json<PutMember>,
+    body: crate::extract::Json<PutMember>,
 ) -> ApiResult<web::Json<InboxView>> {
     principal.require_admin()?;
     let (inbox_id, user_id) = path.into_inner();

@@ -121,7 +121,7 @@ fn name_taken(e: sqlx::Error, name: &str) -> ApiError {
 pub async fn create_team(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateTeam>,
+    body: crate::extract::Json<CreateTeam>,
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
     let b = body.into_inner();
@@ -208,7 +208,7 @@ pub async fn update_team(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<UpdateTeam>,
+    body: crate::extract::Json<UpdateTeam>,
 ) -> ApiResult<web::Json<TeamView>> {
     principal.require_admin()?;
     let b = body.into_inner();
@@ -306,7 +306,7 @@ pub async fn add_team_member(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<AddMember>,
+    body: crate::extract::Json<AddMember>,
 ) -> ApiResult<web::Json<TeamView>> {
     principal.require_admin()?;
     let ws = principal.workspace_id();

@@ -101,7 +101,7 @@ pub struct CreateUser {
 pub async fn create_user(
     state: web::Data<AppState>,
     principal: Principal,
-    body: web::Json<CreateUser>,
+    body: crate::extract::Json<CreateUser>,
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
     let b = body.into_inner();
@@ -222,7 +222,7 @@ pub async fn update_user(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<UpdateUser>,
+    body: crate::extract::Json<UpdateUser>,
 ) -> ApiResult<web::Json<UserView>> {
     let b = body.into_inner();
     let ws = principal.workspace_id().to_owned();

@@ -8,4 +8,5 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod bad_input;
 mod isolation;
