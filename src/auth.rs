@@ -219,14 +219,15 @@ impl FromRequest for Principal {
 
 /// The client's address, honouring proxy headers only when configured to.
 pub fn client_ip(req: &HttpRequest, trust_proxy_headers: bool) -> String {
-    if trust_proxy_headers {
-        if let Some(ip) = req.connection_info().realip_remote_addr().and_then(|s| {
-            s.parse::<IpAddr>()
-                .ok()
-                .or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
-        }) {
-            return ip.to_string();
-        }
+    let forwarded = || {
+        let info = req.connection_info();
+        let addr = info.realip_remote_addr()?;
+        addr.parse::<IpAddr>()
+            .ok()
+            .or_else(|| addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+    };
+    if trust_proxy_headers && let Some(ip) = forwarded() {
+        return ip.to_string();
     }
     req.peer_addr()
         .map(|a| a.ip().to_string())

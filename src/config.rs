@@ -184,7 +184,7 @@ impl Settings {
         }
         self.database_kind()?;
         let redis = self.redis.url.expose_secret();
-        if !redis.is_empty() && !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
             return Err(ConfigError(format!(
                 "redis.url: unsupported scheme in {:?} (expected redis://HOST:PORT)",
                 scheme_of(redis)
@@ -200,10 +200,8 @@ impl Settings {
                 "auth.login_per_*_per_minute: must be at least 1".into(),
             ));
         }
-        if !self.server.public_url.is_empty()
-            && !(self.server.public_url.starts_with("http://")
-                || self.server.public_url.starts_with("https://"))
-        {
+        let url = &self.server.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError(
                 "server.public_url: must start with http:// or https://".into(),
             ));

@@ -82,9 +82,23 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Listen for signals first, so none is missed between start-up and serving.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let host = settings.server.host.clone();
     let app = Application::build(settings).await?;
+    let handle = app.handle();
+    actix_web::rt::spawn(async move {
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = which, "Shutting down gracefully");
+        handle.stop(true).await;
+    });
     eprintln!(
-        "parley: listening on http://127.0.0.1:{} (Ctrl-C to stop)",
+        "parley: listening on http://{host}:{} (Ctrl-C to stop)",
         app.port()
     );
     app.run_until_stopped().await?;

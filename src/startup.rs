@@ -165,6 +165,9 @@ impl Application {
             .wrap(TracingLogger::default())
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        // The binary owns signal handling (see `main.rs`), registered before binding so
+        // that a SIGTERM arriving at any moment after start-up stops us gracefully.
+        .disable_signals()
         .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
@@ -206,7 +209,7 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
             tick.tick().await;
             state.login_limiter.retain_recent();
             state.metrics.run_upkeep();
-            if n % 60 == 0 {
+            if n.is_multiple_of(60) {
                 // Revoked or expired sessions are kept a day for forensics, then purged.
                 match crate::store::sessions::purge(state.db.pool(), 86_400_000).await {
                     Ok(purged) if purged > 0 => tracing::info!(purged, "Purged old sessions"),

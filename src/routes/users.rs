@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{ListResponse, PageQuery, double_option, time};
-use crate::auth::{self, Principal};
+use crate::auth::{self, AuthVia, Principal};
 use crate::domain::{EmailAddress, Name, Password, Role, WebUrl};
 use crate::error::{ApiError, ApiResult};
 use crate::startup::AppState;
@@ -277,8 +277,14 @@ pub async fn update_user(
         users::set_password(&mut *tx, &ws, &user.id, hash).await?;
     }
     let deactivated = before.active && !user.active;
-    if deactivated || (new_hash.is_some() && !is_self) {
-        sessions::revoke_all_for_user(&mut *tx, &ws, &user.id).await?;
+    if deactivated || new_hash.is_some() {
+        // A password change ends every other session of the user; the session that
+        // made the change (when the user changed their own) stays.
+        let keep = match (&principal.via, is_self && !deactivated) {
+            (AuthVia::Session { session_id }, true) => Some(session_id.as_str()),
+            _ => None,
+        };
+        sessions::revoke_all_for_user(&mut *tx, &ws, &user.id, keep).await?;
     }
 
     let mut changes = serde_json::Map::new();

@@ -51,11 +51,11 @@ impl Db {
             .database_kind()
             .map_err(|e| anyhow::anyhow!(e.to_string()))?;
         let url = settings.database_url();
-        if kind == DatabaseKind::Sqlite {
-            if let Some(dir) = sqlite_parent_dir(&url) {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating data directory {}", dir.display()))?;
-            }
+        if kind == DatabaseKind::Sqlite
+            && let Some(dir) = sqlite_parent_dir(&url)
+        {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating data directory {}", dir.display()))?;
         }
         let options = AnyConnectOptions::from_str(&url)
             .context("database.url: cannot parse")?

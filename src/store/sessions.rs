@@ -98,19 +98,21 @@ pub async fn revoke<'c>(
     Ok(())
 }
 
-/// Revoke every session of a user (deactivation, password change by an admin).
+/// Revoke every session of a user but `keep` (deactivation, password change).
 pub async fn revoke_all_for_user<'c>(
     exec: impl Executor<'c, Database = Any>,
     workspace_id: &str,
     user_id: &str,
+    keep: Option<&str>,
 ) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
         "UPDATE sessions SET revoked_at = $1 \
-         WHERE workspace_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+         WHERE workspace_id = $2 AND user_id = $3 AND revoked_at IS NULL AND id <> $4",
     )
     .bind(now_ms())
     .bind(workspace_id)
     .bind(user_id)
+    .bind(keep.unwrap_or(""))
     .execute(exec)
     .await?
     .rows_affected())

@@ -173,8 +173,10 @@ impl Drop for RedisPrefix {
         let url = self.url.clone();
         let pattern = format!("{}*", self.prefix);
         let _ = std::thread::spawn(move || {
-            if let Ok(client) = redis::Client::open(url.as_str()) {
-                if let Ok(mut conn) = client.get_connection() {
+            if let Ok(client) = redis::Client::open(url.as_str())
+                && let Ok(mut conn) = client.get_connection()
+            {
+                {
                     let keys: Vec<String> = redis::cmd("KEYS")
                         .arg(&pattern)
                         .query(&mut conn)

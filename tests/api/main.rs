@@ -9,4 +9,6 @@ mod helpers;
 mod admin;
 mod auth;
 mod bad_input;
+mod errors;
 mod isolation;
+mod system;
