@@ -147,8 +147,34 @@ fn presented_token(req: &HttpRequest) -> Option<(String, bool)> {
             .or_else(|| value.strip_prefix("bearer "))?;
         return Some((token.trim().to_owned(), false));
     }
-    req.cookie(SESSION_COOKIE)
-        .map(|c| (c.value().to_owned(), true))
+    if let Some(c) = req.cookie(SESSION_COOKIE) {
+        return Some((c.value().to_owned(), true));
+    }
+    // Browsers cannot set headers on a WebSocket: sockets may pass `?token=`.
+    if req.path().starts_with("/ws/") {
+        return web::Query::<std::collections::HashMap<String, String>>::from_query(
+            req.query_string(),
+        )
+        .ok()
+        .and_then(|q| q.get("token").cloned())
+        .map(|t| (t, false));
+    }
+    None
+}
+
+/// A cookie-authenticated WebSocket must come from a page of this server (the
+/// `Origin` host equals `Host`): otherwise any site could open a socket with the
+/// agent's cookie (cross-site WebSocket hijacking).
+fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else {
+        return true;
+    };
+    let host = req.connection_info().host().to_owned();
+    origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://").map(|(_, h)| h.to_owned()))
+        .is_some_and(|h| h == host)
 }
 
 fn is_safe_method(m: &Method) -> bool {
@@ -178,6 +204,11 @@ impl FromRequest for Principal {
                 let auth = sessions::authenticate(state.db.pool(), &hash)
                     .await?
                     .ok_or_else(unauthorized)?;
+                if from_cookie && req.path().starts_with("/ws/") && !same_origin(&req) {
+                    return Err(ApiError::forbidden(
+                        "cookie-authenticated sockets must come from this server's pages",
+                    ));
+                }
                 if from_cookie && !is_safe_method(req.method()) {
                     let sent = req
                         .headers()

@@ -26,6 +26,32 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The real-time engine.
+    pub engine: EngineSettings,
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// Longest message body, in characters.
+    pub max_body_chars: usize,
+    /// Outbound frames queued per socket before a slow client is closed.
+    pub outbound_queue: usize,
+    /// Messages per second per visitor.
+    pub visitor_messages_per_sec: u32,
+    /// WebSocket connects and widget sessions per client IP per minute.
+    pub connects_per_ip_per_minute: u32,
+    /// Presence/viewer entry lifetime without a heartbeat, seconds.
+    pub presence_ttl_secs: u64,
+    /// Heartbeat period, seconds.
+    pub heartbeat_secs: u64,
+    /// Typing indicator lifetime without a refresh, seconds.
+    pub typing_ttl_secs: u64,
+    /// Idle time before a conversation actor passivates, seconds.
+    pub idle_passivate_secs: u64,
+    /// Test only: allow injecting faults.
+    pub fault_injection: bool,
 }
 
 /// `[server]`.
@@ -189,6 +215,24 @@ impl Settings {
                 "redis.url: unsupported scheme in {:?} (expected redis://HOST:PORT)",
                 scheme_of(redis)
             )));
+        }
+        let e = &self.engine;
+        if e.max_body_chars == 0
+            || e.outbound_queue == 0
+            || e.visitor_messages_per_sec == 0
+            || e.connects_per_ip_per_minute == 0
+        {
+            return Err(ConfigError(
+                "engine: max_body_chars, outbound_queue, visitor_messages_per_sec and \
+                 connects_per_ip_per_minute must be at least 1"
+                    .into(),
+            ));
+        }
+        if e.heartbeat_secs == 0 || e.heartbeat_secs >= e.presence_ttl_secs {
+            return Err(ConfigError(
+                "engine.heartbeat_secs: must be at least 1 and below engine.presence_ttl_secs"
+                    .into(),
+            ));
         }
         if self.auth.session_ttl_hours == 0 {
             return Err(ConfigError(

@@ -17,6 +17,11 @@ use crate::config::Settings;
 use crate::error::{self, ApiError};
 use crate::routes;
 use crate::store::Db;
+use crate::store::engine::SqlStore;
+use parley_actors::backplane::SharedBackplane;
+use parley_actors::backplane::local::LocalBackplane;
+use parley_actors::backplane::redis::RedisBackplane;
+use parley_actors::engine::{Engine, EngineConfig};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -26,8 +31,12 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Login attempt limits.
     pub login_limiter: Arc<LoginLimiter>,
-    /// Redis, when configured (the backplane issue builds on this connection).
-    pub redis: Option<redis::aio::ConnectionManager>,
+    /// The real-time engine (node-wide actors, started once per process).
+    pub engine: Engine,
+    /// Whether the backplane is Redis (else in-process).
+    pub redis_backplane: bool,
+    /// WebSocket connects and widget sessions per client IP.
+    pub ws_connect_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// An argon2 hash to verify against when an email is unknown, so that a login for a
@@ -71,20 +80,35 @@ impl Application {
         let db = Db::connect(&settings).await?;
         db.migrate().await?;
 
-        let redis = match settings.redis_url() {
-            None => None,
-            Some(url) => {
-                let client = redis::Client::open(url).context("redis.url: cannot parse")?;
-                let manager = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    redis::aio::ConnectionManager::new(client),
-                )
-                .await
-                .context("redis.url: Redis did not answer within 10 s")?
-                .context("redis.url: cannot connect to Redis")?;
-                Some(manager)
-            }
+        let backplane: SharedBackplane = match settings.redis_url() {
+            None => Arc::new(LocalBackplane::new()),
+            Some(url) => Arc::new(
+                RedisBackplane::connect(url, &settings.redis.key_prefix)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("redis.url: cannot connect to Redis: {e}"))?,
+            ),
         };
+        let e = &settings.engine;
+        let engine = Engine::start(
+            Arc::new(SqlStore::new(db.clone())),
+            backplane,
+            EngineConfig {
+                max_body_chars: e.max_body_chars,
+                outbound_queue: e.outbound_queue,
+                idle_passivate: Duration::from_secs(e.idle_passivate_secs),
+                typing_ttl: Duration::from_secs(e.typing_ttl_secs),
+                presence_ttl: Duration::from_secs(e.presence_ttl_secs),
+                heartbeat: Duration::from_secs(e.heartbeat_secs),
+                visitor_messages_per_sec: e.visitor_messages_per_sec,
+                max_batch: 512,
+                fault_injection: e.fault_injection,
+            },
+        );
+        let ws_connect_limiter =
+            Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+                std::num::NonZeroU32::new(e.connects_per_ip_per_minute)
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+            )));
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -109,7 +133,9 @@ impl Application {
             db: db.clone(),
             settings: settings.clone(),
             login_limiter: login_limiter.clone(),
-            redis,
+            engine,
+            redis_backplane: settings.redis_url().is_some(),
+            ws_connect_limiter: ws_connect_limiter.clone(),
             metrics: metrics_handle(),
             dummy_hash,
             public_url,
@@ -208,6 +234,7 @@ fn spawn_housekeeping(state: web::Data<AppState>) {
         loop {
             tick.tick().await;
             state.login_limiter.retain_recent();
+            state.ws_connect_limiter.retain_recent();
             state.metrics.run_upkeep();
             if n.is_multiple_of(60) {
                 // Revoked or expired sessions are kept a day for forensics, then purged.

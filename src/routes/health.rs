@@ -42,16 +42,14 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<web::Json<Ready>> {
         Ok(Err(e)) => return Err(unavailable(format!("database: {e}"))),
         Err(_) => return Err(unavailable("database: no answer within 3 s".into())),
     }
-    let redis = match state.redis.clone() {
-        None => "not_configured",
-        Some(mut conn) => {
-            let cmd = redis::cmd("PING");
-            match tokio::time::timeout(timeout, cmd.query_async::<String>(&mut conn)).await {
-                Ok(Ok(_)) => "ok",
-                Ok(Err(e)) => return Err(unavailable(format!("redis: {e}"))),
-                Err(_) => return Err(unavailable("redis: no answer within 3 s".into())),
-            }
+    let redis = if state.redis_backplane {
+        match tokio::time::timeout(timeout, state.engine.backplane.ping()).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => return Err(unavailable(format!("redis: {e}"))),
+            Err(_) => return Err(unavailable("redis: no answer within 3 s".into())),
         }
+    } else {
+        "not_configured"
     };
     let database = match state.db.kind() {
         crate::config::DatabaseKind::Sqlite => "sqlite",

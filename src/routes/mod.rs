@@ -6,11 +6,13 @@ pub mod api_tokens;
 pub mod audit;
 pub mod auth;
 pub mod channels;
+pub mod conversations;
 pub mod health;
 pub mod inboxes;
 pub mod openapi;
 pub mod teams;
 pub mod users;
+pub mod widget;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -26,6 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
+        .configure(crate::ws::configure)
         .service(
             scope::scope("/api/v1")
                 .configure(auth::configure)
@@ -34,7 +37,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(inboxes::configure)
                 .configure(channels::configure)
                 .configure(api_tokens::configure)
-                .configure(audit::configure),
+                .configure(audit::configure)
+                .configure(conversations::configure)
+                .configure(widget::configure),
         );
 }
 

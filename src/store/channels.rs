@@ -151,3 +151,19 @@ pub async fn delete<'c>(
             > 0,
     )
 }
+
+/// Read a channel by id alone (public widget endpoints, which know no workspace).
+pub async fn get_any<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    id: &str,
+) -> Result<Option<ChannelRow>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM channels WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(exec)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}

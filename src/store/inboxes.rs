@@ -278,3 +278,19 @@ pub async fn remove_member<'c>(
     .rows_affected()
         > 0)
 }
+
+/// The inboxes a user is a member of.
+pub async fn member_inbox_ids<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query("SELECT inbox_id FROM inbox_members WHERE workspace_id = $1 AND user_id = $2")
+        .bind(workspace_id)
+        .bind(user_id)
+        .fetch_all(exec)
+        .await?
+        .iter()
+        .map(|r| r.try_get("inbox_id"))
+        .collect()
+}

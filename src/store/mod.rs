@@ -9,10 +9,12 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod channels;
+pub mod engine;
 pub mod inboxes;
 pub mod sessions;
 pub mod teams;
 pub mod users;
+pub mod visitors;
 pub mod workspaces;
 
 use std::str::FromStr;

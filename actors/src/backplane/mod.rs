@@ -1,0 +1,60 @@
+//! The backplane port: what nodes share that is not durable — fan-out of events between
+//! nodes (publish/subscribe on topics) and ephemeral sets whose members expire by
+//! themselves (presence, viewers). Two implementations: [`local::LocalBackplane`] (one
+//! process, the default) and [`redis::RedisBackplane`] (many nodes).
+//!
+//! Losing the backplane degrades presence, typing and cross-node fan-out; it never
+//! loses or duplicates a message, because messages are durable in the store first and
+//! clients resume from their last `seq`.
+
+pub mod local;
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+/// An event payload (JSON text), cheap to clone to many subscribers.
+pub type Payload = Arc<str>;
+
+/// A subscription to one topic on this node. Every event published to the topic on
+/// any node, this one included, arrives once, in publish order per publisher.
+/// `RecvError::Lagged` means events were dropped because this receiver fell behind:
+/// the subscriber must resynchronise from the store.
+pub type Subscription = broadcast::Receiver<Payload>;
+
+/// Why a backplane call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackplaneError {
+    /// Redis (or the transport) failed; the call may succeed later.
+    #[error("backplane unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What nodes share, besides the store.
+#[async_trait::async_trait]
+pub trait Backplane: Send + Sync + 'static {
+    /// Send `payload` to every subscriber of `topic` on every node, this one included.
+    async fn publish(&self, topic: &str, payload: Payload) -> Result<(), BackplaneError>;
+
+    /// Receive the events published to `topic` from now on. Dropping the receiver
+    /// ends the subscription (the implementation unsubscribes when no receiver is left).
+    fn subscribe(&self, topic: &str) -> Subscription;
+
+    /// Add (or refresh) `member` in the ephemeral set `key`; it expires after `ttl`
+    /// unless refreshed.
+    async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), BackplaneError>;
+
+    /// Remove `member` from the set `key` now.
+    async fn set_remove(&self, key: &str, member: &str) -> Result<(), BackplaneError>;
+
+    /// The unexpired members of the set `key`, sorted.
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, BackplaneError>;
+
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), BackplaneError>;
+}
+
+/// A shared handle to whichever backplane the node runs.
+pub type SharedBackplane = Arc<dyn Backplane>;

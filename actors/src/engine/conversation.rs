@@ -1,0 +1,735 @@
+//! The ConversationActor: one per live conversation per node. It is the single place a
+//! node orders a conversation's messages: it delivers each `seq` once, in order, to
+//! every local subscriber (buffering what arrives early and filling gaps from the
+//! store), replays what a resuming subscriber missed, relays typing (expiring it by
+//! itself) and viewers, and passivates when idle. A crash restarts it in place
+//! (`Supervised::restarting`), keeping its subscribers and their cursors, which it
+//! catches up from the store: a restart loses nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use super::events::ConvEvent;
+use super::hub::{Hub, Passivated};
+use super::writer::{Append, Writer};
+use super::{EngineConfig, EngineError, conversation_topic, viewers_key};
+use crate::backplane::{Payload, SharedBackplane};
+use crate::protocol::{MessageObject, Participant, ServerFrame, Viewer};
+use crate::store::{Appended, ConversationRecord, NewMessage, SharedStore};
+
+/// Messages fetched per store read when catching up.
+const PAGE: u32 = 500;
+/// How long an out-of-order message waits for the missing ones before the store is read.
+const GAP_WAIT: Duration = Duration::from_millis(200);
+
+/// A frame for a session's socket, serialised once for many recipients.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    /// The JSON text of a server frame.
+    pub frame: Arc<str>,
+}
+
+/// Who a subscriber is, which decides what it may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// An agent (sees comments and viewers).
+    Agent {
+        /// The agent's user id.
+        user_id: String,
+    },
+    /// A visitor (never sees comments or viewers).
+    Visitor {
+        /// The visitor's contact id.
+        contact_id: String,
+    },
+}
+
+impl Audience {
+    fn participant_id(&self) -> &str {
+        match self {
+            Audience::Agent { user_id } => user_id,
+            Audience::Visitor { contact_id } => contact_id,
+        }
+    }
+    fn is_agent(&self) -> bool {
+        matches!(self, Audience::Agent { .. })
+    }
+}
+
+/// Read the conversation record (for authorisation before subscribing).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ConversationRecord, EngineError>")]
+pub struct Describe;
+
+/// Start (or restart) delivery to a session. With `after_seq`, everything after it is
+/// replayed first; without, delivery starts with the next message.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct Subscribe {
+    /// The session's node-unique id.
+    pub session_id: u64,
+    /// Where frames go.
+    pub recipient: Recipient<Deliver>,
+    /// Who the session is.
+    pub audience: Audience,
+    /// Replay from after this `seq`.
+    pub after_seq: Option<u64>,
+}
+
+/// Stop delivery to a session.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    /// The session.
+    pub session_id: u64,
+}
+
+/// Store a message and fan it out; answers after the commit.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Appended, EngineError>")]
+pub struct Post {
+    /// The message.
+    pub message: NewMessage,
+    /// The posting session (it gets the `ack`, not the `message` frame).
+    pub origin: Option<u64>,
+}
+
+/// Someone typing, or not.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Typing {
+    /// Who.
+    pub who: Participant,
+    /// Typing (true) or stopped.
+    pub on: bool,
+}
+
+/// The viewers set changed; re-read it and tell every node.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ViewersChanged;
+
+/// Test only: crash this actor (and its peers on other nodes).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct InjectFault;
+
+struct Sub {
+    recipient: Recipient<Deliver>,
+    audience: Audience,
+    cursor: u64,
+    catching_up: bool,
+}
+
+/// The actor of one conversation on this node.
+pub struct ConversationActor {
+    id: String,
+    store: SharedStore,
+    backplane: SharedBackplane,
+    config: Arc<EngineConfig>,
+    writer: Addr<Writer>,
+    hub: Addr<Hub>,
+    record: Option<ConversationRecord>,
+    ready: bool,
+    missing: bool,
+    delivered: u64,
+    early: BTreeMap<u64, (MessageObject, Option<u64>)>,
+    gap_timer: Option<SpawnHandle>,
+    subs: HashMap<u64, Sub>,
+    typing: HashMap<String, (Participant, Instant)>,
+    last_typing_publish: HashMap<String, Instant>,
+    viewers: Vec<Viewer>,
+    last_activity: Instant,
+    waiting: Vec<Box<dyn FnOnce(&mut Self, &mut Context<Self>)>>,
+}
+
+impl std::fmt::Debug for ConversationActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConversationActor")
+            .field("id", &self.id)
+            .field("delivered", &self.delivered)
+            .field("subs", &self.subs.len())
+            .finish()
+    }
+}
+
+impl ConversationActor {
+    /// A new, not yet started actor for conversation `id`.
+    pub fn new(
+        id: String,
+        store: SharedStore,
+        backplane: SharedBackplane,
+        config: Arc<EngineConfig>,
+        writer: Addr<Writer>,
+        hub: Addr<Hub>,
+    ) -> Self {
+        Self {
+            id,
+            store,
+            backplane,
+            config,
+            writer,
+            hub,
+            record: None,
+            ready: false,
+            missing: false,
+            delivered: 0,
+            early: BTreeMap::new(),
+            gap_timer: None,
+            subs: HashMap::new(),
+            typing: HashMap::new(),
+            last_typing_publish: HashMap::new(),
+            viewers: Vec::new(),
+            last_activity: Instant::now(),
+            waiting: Vec::new(),
+        }
+    }
+
+    /// Run `f` now if rehydrated, or as soon as it is.
+    fn when_ready(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        if self.ready {
+            f(self, ctx);
+        } else {
+            self.waiting.push(Box::new(f));
+        }
+    }
+
+    fn rehydrate(&mut self, ctx: &mut Context<Self>) {
+        let rx = self.backplane.subscribe(&conversation_topic(&self.id));
+        ctx.add_stream(BroadcastStream::new(rx));
+        let store = self.store.clone();
+        let id = self.id.clone();
+        async move { store.conversation(&id).await }
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok(Some(record)) => {
+                    act.delivered = act.delivered.max(record.last_seq);
+                    act.record = Some(record);
+                    act.ready = true;
+                    for f in std::mem::take(&mut act.waiting) {
+                        f(act, ctx);
+                    }
+                    act.drain_early(ctx);
+                    // Subscribers that survived a restart catch up from their cursors.
+                    let ids: Vec<u64> = act.subs.keys().copied().collect();
+                    for id in ids {
+                        act.catch_up(id, ctx);
+                    }
+                    act.refresh_viewers(ctx);
+                }
+                Ok(None) => {
+                    act.missing = true;
+                    act.ready = true;
+                    for f in std::mem::take(&mut act.waiting) {
+                        f(act, ctx);
+                    }
+                    act.passivate(ctx);
+                }
+                Err(e) => {
+                    tracing::error!(conversation_id = %act.id, error = %e, "Rehydration failed; restarting");
+                    ctx.run_later(Duration::from_millis(500), |_, ctx| ctx.stop());
+                }
+            })
+            .wait(ctx);
+    }
+
+    fn frame_for(&self, m: &MessageObject) -> (Arc<str>, Option<Arc<str>>) {
+        let text: Arc<str> = serde_json::to_string(&ServerFrame::message(m.clone()))
+            .unwrap_or_default()
+            .into();
+        let visitor = m.visible_to_visitor().then(|| text.clone());
+        (text, visitor)
+    }
+
+    /// A committed message arrived (from our writer or the backplane).
+    fn on_message(&mut self, m: MessageObject, origin: Option<u64>, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        if m.seq <= self.delivered {
+            return;
+        }
+        if let Some(r) = &mut self.record {
+            r.last_seq = r.last_seq.max(m.seq);
+            r.last_message_at = r.last_message_at.max(m.created_at);
+        }
+        self.early.insert(m.seq, (m, origin));
+        self.drain_early(ctx);
+        if !self.early.is_empty() && self.gap_timer.is_none() {
+            self.gap_timer = Some(ctx.run_later(GAP_WAIT, |act, ctx| {
+                act.gap_timer = None;
+                if !act.early.is_empty() {
+                    act.fill_gap(ctx);
+                }
+            }));
+        }
+    }
+
+    fn drain_early(&mut self, _ctx: &mut Context<Self>) {
+        if !self.ready || self.missing {
+            return;
+        }
+        while let Some(entry) = self.early.first_entry() {
+            let seq = *entry.key();
+            if seq <= self.delivered {
+                entry.remove();
+                continue;
+            }
+            if seq != self.delivered + 1 {
+                break;
+            }
+            let (m, origin) = entry.remove();
+            self.delivered = seq;
+            let (all, visitors) = self.frame_for(&m);
+            for (id, sub) in &mut self.subs {
+                if sub.catching_up || sub.cursor >= seq {
+                    continue;
+                }
+                sub.cursor = seq;
+                if Some(*id) == origin {
+                    continue;
+                }
+                let frame = if sub.audience.is_agent() {
+                    Some(all.clone())
+                } else {
+                    visitors.clone()
+                };
+                if let Some(frame) = frame {
+                    sub.recipient.do_send(Deliver { frame });
+                }
+            }
+        }
+    }
+
+    /// Read from the store what the backplane did not bring.
+    fn fill_gap(&mut self, ctx: &mut Context<Self>) {
+        metrics::counter!("parley_conversation_gap_fills_total").increment(1);
+        let store = self.store.clone();
+        let id = self.id.clone();
+        let after = self.delivered;
+        async move { store.messages_after(&id, after, PAGE).await }
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok(ms) => {
+                    for m in ms {
+                        act.early.entry(m.seq).or_insert((m, None));
+                    }
+                    act.drain_early(ctx);
+                    if !act.early.is_empty() && act.gap_timer.is_none() {
+                        act.gap_timer = Some(ctx.run_later(GAP_WAIT, |act, ctx| {
+                            act.gap_timer = None;
+                            if !act.early.is_empty() {
+                                act.fill_gap(ctx);
+                            }
+                        }));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(conversation_id = %act.id, error = %e, "Gap fill failed; retrying");
+                    act.gap_timer = Some(ctx.run_later(GAP_WAIT * 5, |act, ctx| {
+                        act.gap_timer = None;
+                        act.fill_gap(ctx);
+                    }));
+                }
+            })
+            .spawn(ctx);
+    }
+
+    /// Replay to one subscriber from its cursor until it reaches live delivery.
+    fn catch_up(&mut self, session_id: u64, ctx: &mut Context<Self>) {
+        let Some(sub) = self.subs.get_mut(&session_id) else {
+            return;
+        };
+        sub.catching_up = true;
+        let after = sub.cursor;
+        let store = self.store.clone();
+        let id = self.id.clone();
+        async move { store.messages_after(&id, after, PAGE).await }
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let delivered = act.delivered;
+                let Some(sub) = act.subs.get_mut(&session_id) else {
+                    return;
+                };
+                match result {
+                    Ok(ms) => {
+                        let full = ms.len() == PAGE as usize;
+                        for m in ms {
+                            if m.seq <= sub.cursor {
+                                continue;
+                            }
+                            sub.cursor = m.seq;
+                            if sub.audience.is_agent() || m.visible_to_visitor() {
+                                let frame: Arc<str> =
+                                    serde_json::to_string(&ServerFrame::message(m))
+                                        .unwrap_or_default()
+                                        .into();
+                                sub.recipient.do_send(Deliver { frame });
+                            }
+                        }
+                        if full || sub.cursor < delivered {
+                            act.catch_up(session_id, ctx);
+                        } else {
+                            sub.catching_up = false;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(conversation_id = %act.id, error = %e, "Replay failed; retrying");
+                        ctx.run_later(GAP_WAIT * 5, move |act, ctx| act.catch_up(session_id, ctx));
+                    }
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn send_to(&self, frame: &ServerFrame, agents_only: bool, except: Option<&str>) {
+        let text: Arc<str> = serde_json::to_string(frame).unwrap_or_default().into();
+        for sub in self.subs.values() {
+            if agents_only && !sub.audience.is_agent() {
+                continue;
+            }
+            if except == Some(sub.audience.participant_id()) {
+                continue;
+            }
+            sub.recipient.do_send(Deliver {
+                frame: text.clone(),
+            });
+        }
+    }
+
+    fn typing_frame(&self, who: &Participant, on: bool) -> ServerFrame {
+        ServerFrame::Typing {
+            conversation_id: self.id.clone(),
+            who: who.clone(),
+            on,
+        }
+    }
+
+    fn on_typing(&mut self, who: Participant, on: bool) {
+        let key = format!("{:?}:{}", who.kind, who.id);
+        let was = self.typing.contains_key(&key);
+        if on {
+            self.typing
+                .insert(key, (who.clone(), Instant::now() + self.config.typing_ttl));
+        } else {
+            self.typing.remove(&key);
+        }
+        if was != on {
+            self.send_to(&self.typing_frame(&who, on), false, Some(&who.id));
+        }
+    }
+
+    fn expire_typing(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .typing
+            .iter()
+            .filter(|(_, (_, deadline))| *deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            if let Some((who, _)) = self.typing.remove(&key) {
+                self.send_to(&self.typing_frame(&who, false), false, Some(&who.id));
+            }
+        }
+    }
+
+    fn refresh_viewers(&mut self, ctx: &mut Context<Self>) {
+        if !self.subs.values().any(|s| s.audience.is_agent()) && self.viewers.is_empty() {
+            return;
+        }
+        let backplane = self.backplane.clone();
+        let key = viewers_key(&self.id);
+        async move { backplane.set_members(&key).await }
+            .into_actor(self)
+            .map(|result, act, _ctx| {
+                let Ok(members) = result else { return };
+                let mut users: Vec<Viewer> = Vec::new();
+                for m in members {
+                    let mut parts = m.split('\t');
+                    let (Some(id), Some(name)) = (parts.next(), parts.next()) else {
+                        continue;
+                    };
+                    if !users.iter().any(|u| u.id == id) {
+                        users.push(Viewer {
+                            id: id.to_owned(),
+                            name: name.to_owned(),
+                        });
+                    }
+                }
+                users.sort_by(|a, b| a.id.cmp(&b.id));
+                if users != act.viewers {
+                    act.viewers = users.clone();
+                    act.send_to(
+                        &ServerFrame::Viewers {
+                            conversation_id: act.id.clone(),
+                            users,
+                        },
+                        true,
+                        None,
+                    );
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn passivate(&mut self, ctx: &mut Context<Self>) {
+        self.hub.do_send(Passivated {
+            id: self.id.clone(),
+            addr: ctx.address(),
+        });
+        ctx.stop();
+    }
+
+    fn publish(&self, event: &ConvEvent) {
+        let payload: Payload = serde_json::to_string(event).unwrap_or_default().into();
+        let backplane = self.backplane.clone();
+        let topic = conversation_topic(&self.id);
+        actix::spawn(async move {
+            if let Err(e) = backplane.publish(&topic, payload).await {
+                tracing::warn!(%topic, error = %e, "Publish failed; other nodes will fill the gap from the store");
+                metrics::counter!("parley_backplane_publish_failures_total").increment(1);
+            }
+        });
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        metrics::gauge!("parley_conversation_actors").increment(1.0);
+        self.rehydrate(ctx);
+        ctx.run_interval(Duration::from_millis(500), |act, _| act.expire_typing());
+        let heartbeat = self.config.heartbeat;
+        ctx.run_interval(heartbeat, |act, ctx| {
+            act.refresh_viewers(ctx);
+            let idle = act.last_activity.elapsed() >= act.config.idle_passivate;
+            if act.subs.is_empty() && act.typing.is_empty() && idle {
+                tracing::debug!(conversation_id = %act.id, "Passivating idle conversation");
+                act.passivate(ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        metrics::gauge!("parley_conversation_actors").decrement(1.0);
+    }
+}
+
+impl Supervised for ConversationActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        tracing::warn!(conversation_id = %self.id, subscribers = self.subs.len(), "Conversation actor restarting from the store");
+        metrics::counter!("parley_actor_restarts_total", "actor" => "conversation").increment(1);
+        self.ready = false;
+        self.record = None;
+        self.early.clear();
+        self.gap_timer = None;
+        self.typing.clear();
+        for sub in self.subs.values_mut() {
+            sub.catching_up = true;
+        }
+    }
+}
+
+impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for ConversationActor {
+    fn handle(&mut self, item: Result<Payload, BroadcastStreamRecvError>, ctx: &mut Context<Self>) {
+        let payload = match item {
+            Ok(p) => p,
+            Err(BroadcastStreamRecvError::Lagged(n)) => {
+                tracing::warn!(conversation_id = %self.id, lagged = n, "Backplane lagged; reading the store");
+                self.fill_gap(ctx);
+                return;
+            }
+        };
+        match serde_json::from_str::<ConvEvent>(&payload) {
+            Ok(ConvEvent::Message { message }) => self.on_message(message, None, ctx),
+            Ok(ConvEvent::Typing { who, on }) => self.on_typing(who, on),
+            Ok(ConvEvent::ViewersChanged) => self.refresh_viewers(ctx),
+            Ok(ConvEvent::Fault) => {
+                if self.config.fault_injection {
+                    tracing::error!(conversation_id = %self.id, "Injected fault: stopping to be restarted");
+                    ctx.stop();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(conversation_id = %self.id, error = %e, "Ignoring unreadable backplane event")
+            }
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        // The backplane subscription ended (shutdown); nothing to do.
+    }
+}
+
+impl Handler<Describe> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<ConversationRecord, EngineError>>;
+
+    fn handle(&mut self, _: Describe, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.when_ready(ctx, move |act, _| {
+            let _ = tx.send(act.record.clone().ok_or(EngineError::NotFound));
+        });
+        Box::pin(
+            async move {
+                rx.await
+                    .unwrap_or(Err(EngineError::Unavailable("restarting".into())))
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<Subscribe> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<(), EngineError>>;
+
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        self.last_activity = Instant::now();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.when_ready(ctx, move |act, ctx| {
+            if act.missing {
+                let _ = tx.send(Err(EngineError::NotFound));
+                return;
+            }
+            let cursor = msg.after_seq.unwrap_or(act.delivered);
+            act.subs.insert(
+                msg.session_id,
+                Sub {
+                    recipient: msg.recipient,
+                    audience: msg.audience,
+                    cursor,
+                    catching_up: false,
+                },
+            );
+            if cursor < act.delivered {
+                act.catch_up(msg.session_id, ctx);
+            }
+            // Show who is typing and viewing now.
+            for (who, _) in act.typing.values() {
+                if let Some(sub) = act.subs.get(&msg.session_id)
+                    && sub.audience.participant_id() != who.id
+                {
+                    let frame: Arc<str> = serde_json::to_string(&act.typing_frame(who, true))
+                        .unwrap_or_default()
+                        .into();
+                    sub.recipient.do_send(Deliver { frame });
+                }
+            }
+            if let Some(sub) = act.subs.get(&msg.session_id)
+                && sub.audience.is_agent()
+                && !act.viewers.is_empty()
+            {
+                let frame: Arc<str> = serde_json::to_string(&ServerFrame::Viewers {
+                    conversation_id: act.id.clone(),
+                    users: act.viewers.clone(),
+                })
+                .unwrap_or_default()
+                .into();
+                sub.recipient.do_send(Deliver { frame });
+            }
+            let _ = tx.send(Ok(()));
+        });
+        Box::pin(
+            async move {
+                rx.await
+                    .unwrap_or(Err(EngineError::Unavailable("restarting".into())))
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<Unsubscribe> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
+        self.subs.remove(&msg.session_id);
+        self.last_activity = Instant::now();
+    }
+}
+
+impl Handler<Post> for ConversationActor {
+    type Result = ResponseActFuture<Self, Result<Appended, EngineError>>;
+
+    fn handle(&mut self, msg: Post, _ctx: &mut Context<Self>) -> Self::Result {
+        self.last_activity = Instant::now();
+        let writer = self.writer.clone();
+        let origin = msg.origin;
+        Box::pin(
+            async move {
+                writer
+                    .send(Append {
+                        message: msg.message,
+                    })
+                    .await
+                    .map_err(|e| EngineError::Unavailable(e.to_string()))?
+            }
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                if let Ok(Appended::New(m)) = &result {
+                    act.publish(&ConvEvent::Message { message: m.clone() });
+                    act.on_message(m.clone(), origin, ctx);
+                }
+                if let Ok(Appended::NoConversation) = &result {
+                    return Err(EngineError::NotFound);
+                }
+                result
+            }),
+        )
+    }
+}
+
+impl Handler<Typing> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Typing, _ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        let key = format!("{:?}:{}", msg.who.kind, msg.who.id);
+        // Throttle: an "on" refresh goes out at most every third of the TTL.
+        if msg.on
+            && let Some(last) = self.last_typing_publish.get(&key)
+            && last.elapsed() < self.config.typing_ttl / 3
+            && self.typing.contains_key(&key)
+        {
+            if let Some(entry) = self.typing.get_mut(&key) {
+                entry.1 = Instant::now() + self.config.typing_ttl;
+            }
+            return;
+        }
+        self.last_typing_publish.insert(key, Instant::now());
+        self.publish(&ConvEvent::Typing {
+            who: msg.who,
+            on: msg.on,
+        });
+    }
+}
+
+impl Handler<ViewersChanged> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ViewersChanged, ctx: &mut Context<Self>) {
+        self.publish(&ConvEvent::ViewersChanged);
+        self.refresh_viewers(ctx);
+    }
+}
+
+impl Handler<InjectFault> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
+        if self.config.fault_injection {
+            self.publish(&ConvEvent::Fault);
+            tracing::error!(conversation_id = %self.id, "Injected fault: stopping to be restarted");
+            ctx.stop();
+        }
+    }
+}

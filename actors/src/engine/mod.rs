@@ -1,0 +1,161 @@
+//! The engine: the supervised actor tree that carries a message from a socket to the
+//! store and out to every interested socket, on this node and others.
+//!
+//! ```text
+//! Session (one per socket) ──Post──▶ ConversationActor ──Append──▶ Writer ──▶ Store
+//!        ▲                                 │  (seq assigned in the commit)
+//!        │                                 ├─ replies Ack to the poster (after commit)
+//!        └──Deliver (in seq order)─────────┴─ publishes on backplane topic conv:{id};
+//!                                             every node's actor for {id} delivers
+//!                                             to its local subscribers
+//! ```
+//!
+//! - [`hub::Hub`]: one per node; finds or starts (supervised) the actor of a
+//!   conversation, forgets it when it passivates.
+//! - [`conversation::ConversationActor`]: one per live conversation per node; orders
+//!   delivery by `seq`, fills gaps from the store, replays on resume, relays typing and
+//!   viewers; passivates when idle; a crash restarts it from the store.
+//! - [`writer::Writer`]: one per node; group commit of appends.
+//! - [`session::Session`]: one per WebSocket (agent or visitor); parses frames,
+//!   enforces limits, keeps the outbound queue bounded.
+
+pub mod conversation;
+pub mod events;
+pub mod hub;
+pub mod session;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+
+use crate::backplane::SharedBackplane;
+use crate::store::SharedStore;
+
+/// Tunables of the engine, with defaults that suit a laptop and a test alike.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Longest message body, in characters.
+    pub max_body_chars: usize,
+    /// Frames a socket's outbound queue holds before the client is told to resume.
+    pub outbound_queue: usize,
+    /// A conversation actor with no subscriber passivates after this long.
+    pub idle_passivate: Duration,
+    /// Typing indicators expire after this long without a refresh.
+    pub typing_ttl: Duration,
+    /// Presence and viewer entries expire after this long without a heartbeat.
+    pub presence_ttl: Duration,
+    /// How often sessions refresh presence and viewers.
+    pub heartbeat: Duration,
+    /// Messages per second a visitor may send (burst = 2× this).
+    pub visitor_messages_per_sec: u32,
+    /// Messages in one group commit, at most.
+    pub max_batch: usize,
+    /// Whether tests may inject faults (never in production).
+    pub fault_injection: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_body_chars: 10_000,
+            outbound_queue: 1024,
+            idle_passivate: Duration::from_secs(60),
+            typing_ttl: Duration::from_secs(6),
+            presence_ttl: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            visitor_messages_per_sec: 10,
+            max_batch: 512,
+            fault_injection: false,
+        }
+    }
+}
+
+/// What every actor of the node shares.
+#[derive(Clone)]
+pub struct Engine {
+    /// Durable records.
+    pub store: SharedStore,
+    /// Cross-node fan-out and ephemeral state.
+    pub backplane: SharedBackplane,
+    /// Tunables.
+    pub config: Arc<EngineConfig>,
+    /// The node's conversation registry.
+    pub hub: Addr<hub::Hub>,
+    /// The node's group-commit writer.
+    pub writer: Addr<writer::Writer>,
+    /// Rate limit on visitors' messages, keyed by visitor id.
+    pub visitor_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Start the node-wide actors (once per process, outside any HTTP worker).
+    pub fn start(store: SharedStore, backplane: SharedBackplane, config: EngineConfig) -> Self {
+        use std::num::NonZeroU32;
+        let rate = NonZeroU32::new(config.visitor_messages_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.visitor_messages_per_sec.saturating_mul(2))
+            .unwrap_or(NonZeroU32::MIN);
+        let visitor_limiter = Arc::new(governor::RateLimiter::keyed(
+            governor::Quota::per_second(rate).allow_burst(burst),
+        ));
+        let config = Arc::new(config);
+        let writer = writer::Writer::start(store.clone(), config.max_batch);
+        let hub = hub::Hub::start(
+            store.clone(),
+            backplane.clone(),
+            config.clone(),
+            writer.clone(),
+        );
+        Self {
+            store,
+            backplane,
+            config,
+            hub,
+            writer,
+            visitor_limiter,
+        }
+    }
+}
+
+/// Why an engine request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// No such conversation (or not visible to the asker).
+    #[error("conversation not found")]
+    NotFound,
+    /// The store failed; nothing was stored and the client may retry.
+    #[error("could not store the message: {0}")]
+    Store(String),
+    /// An actor was gone (restarting); the client may retry.
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The backplane topic of a conversation's events.
+pub fn conversation_topic(id: &str) -> String {
+    format!("conv:{id}")
+}
+
+/// The backplane topic of a workspace's events (conversations, presence).
+pub fn workspace_topic(id: &str) -> String {
+    format!("ws:{id}")
+}
+
+/// The ephemeral set of a conversation's viewers (members `user_id\tname\tsession`).
+pub fn viewers_key(conversation_id: &str) -> String {
+    format!("viewers:{conversation_id}")
+}
+
+/// The ephemeral set of a user's sessions (members `session\tstatus`).
+pub fn presence_key(workspace_id: &str, user_id: &str) -> String {
+    format!("presence:{workspace_id}:{user_id}")
+}

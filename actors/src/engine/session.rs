@@ -1,0 +1,809 @@
+//! Session: one per WebSocket, agent or visitor (`AgentSession` and `VisitorSession` of
+//! the design are the two [`Peer`] kinds of this one actor — they share parsing,
+//! authorisation, ordering and the bounded outbound queue, and differ in what they may
+//! send and see). The socket layer feeds it [`Inbound`] text frames and drains its
+//! [`Outbound`] queue into the socket; the session never touches the socket itself.
+//!
+//! Inbound frames are handled strictly one at a time (`ctx.wait`), so a client's
+//! messages are stored in the order it sent them. The outbound queue is bounded: a
+//! client that cannot keep up is closed with [`CLOSE_TOO_SLOW`] and resumes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix::prelude::*;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use super::conversation::{
+    Audience, ConversationActor, Deliver, Describe, Post, Subscribe, Typing, Unsubscribe,
+    ViewersChanged,
+};
+use super::events::WsEvent;
+use super::hub::GetConversation;
+use super::{Engine, EngineError, presence_key, viewers_key, workspace_topic};
+use crate::backplane::Payload;
+use crate::protocol::{
+    Channel, ClientFrame, ConversationEvent, ErrorCode, Participant, ParticipantKind,
+    PresenceState, PresenceStatus, SendKind, ServerFrame, parse_client_frame,
+};
+use crate::store::{Appended, ConversationRecord, NewConversation, NewMessage};
+
+/// Close code: the client fell too far behind; reconnect and `resume`.
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// Close code: the server is shutting down; reconnect (to any node) and `resume`.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: no pong within the heartbeat timeout.
+pub const CLOSE_TIMEOUT: u16 = 4000;
+/// Longest `client_id`, in characters.
+pub const MAX_CLIENT_ID: usize = 100;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// What the socket layer must write.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A text frame.
+    Text(Arc<str>),
+    /// Close the socket with a code and reason.
+    Close(u16, String),
+}
+
+/// Who is on the other end of the socket.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    /// An agent's console.
+    Agent {
+        /// Workspace.
+        workspace_id: String,
+        /// The user.
+        user_id: String,
+        /// Display name.
+        name: String,
+        /// Admins see every inbox.
+        is_admin: bool,
+        /// Inboxes the agent is a member of.
+        inbox_ids: HashSet<String>,
+    },
+    /// A website visitor's widget.
+    Visitor {
+        /// Workspace.
+        workspace_id: String,
+        /// Visitor id (rate-limit key).
+        visitor_id: String,
+        /// The contact the visitor is.
+        contact_id: String,
+        /// Display name shown to agents.
+        name: String,
+        /// The chat channel.
+        channel_id: String,
+        /// The channel's inbox.
+        inbox_id: String,
+        /// The visitor's open conversations, subscribed at start.
+        open_conversations: Vec<String>,
+    },
+}
+
+/// A text frame from the client.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Inbound {
+    /// The frame's text.
+    pub text: String,
+}
+
+/// The socket is gone (or the server is shutting down): clean up and stop.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Disconnect;
+
+/// One socket's session.
+pub struct Session {
+    id: u64,
+    engine: Engine,
+    peer: Peer,
+    out: mpsc::Sender<Outbound>,
+    convs: HashMap<String, Addr<ConversationActor>>,
+    viewing: Option<String>,
+    status: PresenceStatus,
+    known_presence: HashMap<String, PresenceState>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.id).finish()
+    }
+}
+
+impl Session {
+    /// A session for `peer`, writing to `out`.
+    pub fn new(engine: Engine, peer: Peer, out: mpsc::Sender<Outbound>) -> Self {
+        Self {
+            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            engine,
+            peer,
+            out,
+            convs: HashMap::new(),
+            viewing: None,
+            status: PresenceStatus::Online,
+            known_presence: HashMap::new(),
+            closed: false,
+        }
+    }
+
+    fn workspace_id(&self) -> &str {
+        match &self.peer {
+            Peer::Agent { workspace_id, .. } | Peer::Visitor { workspace_id, .. } => workspace_id,
+        }
+    }
+
+    fn participant(&self) -> Participant {
+        match &self.peer {
+            Peer::Agent { user_id, name, .. } => Participant {
+                kind: ParticipantKind::Agent,
+                id: user_id.clone(),
+                name: name.clone(),
+            },
+            Peer::Visitor {
+                contact_id, name, ..
+            } => Participant {
+                kind: ParticipantKind::Visitor,
+                id: contact_id.clone(),
+                name: name.clone(),
+            },
+        }
+    }
+
+    fn audience(&self) -> Audience {
+        match &self.peer {
+            Peer::Agent { user_id, .. } => Audience::Agent {
+                user_id: user_id.clone(),
+            },
+            Peer::Visitor { contact_id, .. } => Audience::Visitor {
+                contact_id: contact_id.clone(),
+            },
+        }
+    }
+
+    fn may_see(&self, record: &ConversationRecord) -> bool {
+        match &self.peer {
+            Peer::Agent {
+                workspace_id,
+                is_admin,
+                inbox_ids,
+                ..
+            } => {
+                record.workspace_id == *workspace_id
+                    && (*is_admin || inbox_ids.contains(&record.inbox_id))
+            }
+            Peer::Visitor {
+                workspace_id,
+                contact_id,
+                channel_id,
+                ..
+            } => {
+                record.workspace_id == *workspace_id
+                    && record.contact_id == *contact_id
+                    && record.channel_id == *channel_id
+            }
+        }
+    }
+
+    /// Queue a frame; close the socket when the client cannot keep up.
+    fn push(&mut self, frame: Arc<str>, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        match self.out.try_send(Outbound::Text(frame)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("parley_ws_too_slow_total").increment(1);
+                tracing::info!(session = self.id, "Client too slow; closing so it resumes");
+                self.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume", ctx);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.closed = true;
+                ctx.stop();
+            }
+        }
+    }
+
+    fn send_frame(&mut self, frame: &ServerFrame, ctx: &mut Context<Self>) {
+        let text: Arc<str> = serde_json::to_string(frame).unwrap_or_default().into();
+        self.push(text, ctx);
+    }
+
+    fn error(
+        &mut self,
+        code: ErrorCode,
+        message: impl Into<String>,
+        r#ref: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        metrics::counter!("parley_ws_errors_total", "code" => code.as_str()).increment(1);
+        self.send_frame(&ServerFrame::error(code, message, r#ref), ctx);
+    }
+
+    fn close(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
+        if !self.closed {
+            self.closed = true;
+            // The close goes past a full queue: `try_send` may fail, the socket layer
+            // then sees the channel closed when the session stops, and closes too.
+            let _ = self.out.try_send(Outbound::Close(code, reason.to_owned()));
+        }
+        ctx.stop();
+    }
+
+    /// Find, authorise and subscribe to a conversation, then run `then` with its address.
+    fn with_conversation(
+        &mut self,
+        conversation_id: String,
+        after_seq: Option<u64>,
+        r#ref: Option<String>,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, Addr<ConversationActor>, &mut Context<Self>) + 'static,
+    ) {
+        if after_seq.is_none()
+            && let Some(addr) = self.convs.get(&conversation_id)
+        {
+            then(self, addr.clone(), ctx);
+            return;
+        }
+        let hub = self.engine.hub.clone();
+        let recipient = ctx.address().recipient::<Deliver>();
+        let audience = self.audience();
+        let session_id = self.id;
+        let id = conversation_id.clone();
+        async move {
+            let addr = hub
+                .send(GetConversation { id })
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+            let record = addr
+                .send(Describe)
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+            Ok::<_, EngineError>((addr, record))
+        }
+        .into_actor(self)
+        .then(move |result, act, _ctx| {
+            let outcome = match result {
+                Ok((addr, record)) if act.may_see(&record) => Ok(addr),
+                Ok(_) | Err(EngineError::NotFound) => Err(EngineError::NotFound),
+                Err(e) => Err(e),
+            };
+            async move {
+                let addr = outcome?;
+                addr.send(Subscribe {
+                    session_id,
+                    recipient,
+                    audience,
+                    after_seq,
+                })
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+                Ok::<_, EngineError>(addr)
+            }
+            .into_actor(act)
+        })
+        .map(move |result, act, ctx| match result {
+            Ok(addr) => {
+                act.convs.insert(conversation_id, addr.clone());
+                then(act, addr, ctx);
+            }
+            Err(EngineError::NotFound) => act.error(
+                ErrorCode::NotFound,
+                format!("no conversation {conversation_id:?}"),
+                r#ref,
+                ctx,
+            ),
+            Err(e) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
+        })
+        .wait(ctx);
+    }
+
+    fn handle_frame(&mut self, frame: ClientFrame, ctx: &mut Context<Self>) {
+        match frame {
+            ClientFrame::Send {
+                client_id,
+                conversation_id,
+                body,
+                kind,
+            } => self.on_send(client_id, conversation_id, body, kind, ctx),
+            ClientFrame::Typing {
+                conversation_id,
+                on,
+            } => {
+                let who = self.participant();
+                self.with_conversation(conversation_id, None, None, ctx, move |_, addr, _| {
+                    addr.do_send(Typing { who, on });
+                });
+            }
+            ClientFrame::Resume {
+                conversation_id,
+                after_seq,
+            } => {
+                self.with_conversation(conversation_id, Some(after_seq), None, ctx, |_, _, _| {});
+            }
+            ClientFrame::View { conversation_id } => self.on_view(conversation_id, ctx),
+            ClientFrame::Presence { status } => self.on_presence(status, ctx),
+        }
+    }
+
+    fn on_send(
+        &mut self,
+        client_id: String,
+        conversation_id: Option<String>,
+        body: String,
+        kind: Option<SendKind>,
+        ctx: &mut Context<Self>,
+    ) {
+        let r#ref = Some(client_id.clone());
+        if client_id.trim().is_empty() || client_id.chars().count() > MAX_CLIENT_ID {
+            return self.error(
+                ErrorCode::InvalidFrame,
+                format!("client_id must be 1 to {MAX_CLIENT_ID} characters"),
+                r#ref,
+                ctx,
+            );
+        }
+        if body.trim().is_empty() {
+            return self.error(
+                ErrorCode::InvalidFrame,
+                "body must not be empty",
+                r#ref,
+                ctx,
+            );
+        }
+        let max = self.engine.config.max_body_chars;
+        if body.chars().count() > max {
+            return self.error(
+                ErrorCode::BodyTooLong,
+                format!("body is longer than {max} characters"),
+                r#ref,
+                ctx,
+            );
+        }
+        let kind = kind.unwrap_or_default();
+        if let Peer::Visitor { visitor_id, .. } = &self.peer {
+            if kind == SendKind::Comment {
+                return self.error(
+                    ErrorCode::Forbidden,
+                    "visitors cannot write comments",
+                    r#ref,
+                    ctx,
+                );
+            }
+            if self.engine.visitor_limiter.check_key(visitor_id).is_err() {
+                metrics::counter!("parley_ws_rate_limited_total").increment(1);
+                return self.error(
+                    ErrorCode::RateLimited,
+                    "too many messages; slow down",
+                    r#ref,
+                    ctx,
+                );
+            }
+        }
+        let message = NewMessage {
+            workspace_id: self.workspace_id().to_owned(),
+            conversation_id: String::new(),
+            kind: kind.message_kind(),
+            sender: self.participant(),
+            body,
+            attachments: Vec::new(),
+            channel: Channel::Chat,
+            client_id: Some(client_id.clone()),
+        };
+        match conversation_id {
+            Some(id) => self.post(id, message, ctx),
+            None => match &self.peer {
+                Peer::Agent { .. } => self.error(
+                    ErrorCode::InvalidFrame,
+                    "agents must name the conversation_id",
+                    r#ref,
+                    ctx,
+                ),
+                Peer::Visitor { .. } => self.start_conversation(message, ctx),
+            },
+        }
+    }
+
+    /// A visitor's first `send`: reuse their open conversation on this channel (so a
+    /// retried first send makes no second conversation), or open one.
+    fn start_conversation(&mut self, message: NewMessage, ctx: &mut Context<Self>) {
+        let Peer::Visitor {
+            workspace_id,
+            contact_id,
+            channel_id,
+            inbox_id,
+            open_conversations,
+            ..
+        } = &self.peer
+        else {
+            return;
+        };
+        if let Some(existing) = open_conversations.first().cloned() {
+            return self.post(existing, message, ctx);
+        }
+        let new = NewConversation {
+            workspace_id: workspace_id.clone(),
+            inbox_id: inbox_id.clone(),
+            channel_id: channel_id.clone(),
+            channel: Channel::Chat,
+            contact_id: contact_id.clone(),
+        };
+        let store = self.engine.store.clone();
+        let backplane = self.engine.backplane.clone();
+        let topic = workspace_topic(workspace_id);
+        let r#ref = message.client_id.clone();
+        async move {
+            let record = store.create_conversation(new).await?;
+            let event = WsEvent::Conversation {
+                event: ConversationEvent::Created,
+                conversation: record.to_object(),
+            };
+            let payload: Payload = serde_json::to_string(&event).unwrap_or_default().into();
+            if let Err(e) = backplane.publish(&topic, payload).await {
+                tracing::warn!(error = %e, "Could not announce a new conversation");
+            }
+            Ok::<_, crate::store::StoreError>(record)
+        }
+        .into_actor(self)
+        .map(move |result, act, ctx| match result {
+            Ok(record) => {
+                metrics::counter!("parley_conversations_created_total").increment(1);
+                if let Peer::Visitor {
+                    open_conversations, ..
+                } = &mut act.peer
+                {
+                    open_conversations.insert(0, record.id.clone());
+                }
+                act.post(record.id, message, ctx);
+            }
+            Err(e) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
+        })
+        .wait(ctx);
+    }
+
+    fn post(&mut self, conversation_id: String, mut message: NewMessage, ctx: &mut Context<Self>) {
+        let r#ref = message.client_id.clone();
+        let origin = Some(self.id);
+        self.with_conversation(
+            conversation_id.clone(),
+            None,
+            r#ref.clone(),
+            ctx,
+            move |act, addr, ctx| {
+                message.conversation_id = conversation_id;
+                let client_id = message.client_id.clone().unwrap_or_default();
+                async move { addr.send(Post { message, origin }).await }
+                    .into_actor(act)
+                    .map(move |result, act, ctx| match result {
+                        Ok(Ok(Appended::New(m) | Appended::Duplicate(m))) => {
+                            act.send_frame(
+                                &ServerFrame::Ack {
+                                    client_id,
+                                    conversation_id: m.conversation_id,
+                                    id: m.id,
+                                    seq: m.seq,
+                                },
+                                ctx,
+                            );
+                        }
+                        Ok(Ok(Appended::NoConversation)) | Ok(Err(EngineError::NotFound)) => {
+                            act.error(ErrorCode::NotFound, "no such conversation", r#ref, ctx)
+                        }
+                        Ok(Err(e)) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
+                        Err(e) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
+                    })
+                    .wait(ctx);
+            },
+        );
+    }
+
+    fn viewer_member(&self) -> String {
+        let p = self.participant();
+        format!("{}\t{}\t{}", p.id, p.name.replace('\t', " "), self.id)
+    }
+
+    fn on_view(&mut self, conversation_id: String, ctx: &mut Context<Self>) {
+        if !matches!(self.peer, Peer::Agent { .. }) {
+            return self.error(ErrorCode::Forbidden, "only agents can view", None, ctx);
+        }
+        self.stop_viewing();
+        self.with_conversation(
+            conversation_id.clone(),
+            None,
+            None,
+            ctx,
+            move |act, addr, ctx| {
+                act.viewing = Some(conversation_id.clone());
+                let backplane = act.engine.backplane.clone();
+                let key = viewers_key(&conversation_id);
+                let member = act.viewer_member();
+                let ttl = act.engine.config.presence_ttl;
+                async move { backplane.set_add(&key, &member, ttl).await }
+                    .into_actor(act)
+                    .map(move |result, _act, _ctx| {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "Could not record a viewer");
+                        }
+                        addr.do_send(ViewersChanged);
+                    })
+                    .wait(ctx);
+            },
+        );
+    }
+
+    fn stop_viewing(&mut self) {
+        if let Some(prev) = self.viewing.take() {
+            let backplane = self.engine.backplane.clone();
+            let member = self.viewer_member();
+            let addr = self.convs.get(&prev).cloned();
+            actix::spawn(async move {
+                let _ = backplane.set_remove(&viewers_key(&prev), &member).await;
+                if let Some(addr) = addr {
+                    addr.do_send(ViewersChanged);
+                }
+            });
+        }
+    }
+
+    fn on_presence(&mut self, status: PresenceStatus, ctx: &mut Context<Self>) {
+        if !matches!(self.peer, Peer::Agent { .. }) {
+            return self.error(ErrorCode::Forbidden, "only agents have presence", None, ctx);
+        }
+        self.status = status;
+        self.refresh_presence(ctx);
+    }
+
+    /// Refresh this session's presence entry and announce the user's aggregate status.
+    fn refresh_presence(&mut self, ctx: &mut Context<Self>) {
+        let Peer::Agent {
+            workspace_id,
+            user_id,
+            ..
+        } = &self.peer
+        else {
+            return;
+        };
+        let backplane = self.engine.backplane.clone();
+        let key = presence_key(workspace_id, user_id);
+        let member = format!("{}\t{}", self.id, status_str(self.status));
+        let ttl = self.engine.config.presence_ttl;
+        let topic = workspace_topic(workspace_id);
+        let user_id = user_id.clone();
+        async move {
+            backplane.set_add(&key, &member, ttl).await?;
+            announce_presence(&*backplane, &key, &topic, &user_id).await
+        }
+        .into_actor(self)
+        .map(|result, _act, _ctx| {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "Presence refresh failed");
+            }
+        })
+        .spawn(ctx);
+    }
+
+    /// Announce offline for users last seen present whose entries all expired (their
+    /// node died): whoever notices first tells everyone.
+    fn sweep_presence(&mut self, ctx: &mut Context<Self>) {
+        let Peer::Agent { workspace_id, .. } = &self.peer else {
+            return;
+        };
+        let present: Vec<String> = self
+            .known_presence
+            .iter()
+            .filter(|(_, s)| **s != PresenceState::Offline)
+            .map(|(u, _)| u.clone())
+            .collect();
+        if present.is_empty() {
+            return;
+        }
+        let backplane = self.engine.backplane.clone();
+        let workspace_id = workspace_id.clone();
+        async move {
+            for user_id in present {
+                let key = presence_key(&workspace_id, &user_id);
+                let topic = workspace_topic(&workspace_id);
+                announce_presence(&*backplane, &key, &topic, &user_id).await?;
+            }
+            Ok::<_, crate::backplane::BackplaneError>(())
+        }
+        .into_actor(self)
+        .map(|_, _, _| {})
+        .spawn(ctx);
+    }
+
+    fn on_workspace_event(&mut self, event: WsEvent, ctx: &mut Context<Self>) {
+        match (event, &self.peer) {
+            (
+                WsEvent::Conversation {
+                    event,
+                    conversation,
+                },
+                Peer::Agent {
+                    is_admin,
+                    inbox_ids,
+                    ..
+                },
+            ) => {
+                if *is_admin || inbox_ids.contains(&conversation.inbox_id) {
+                    self.send_frame(&ServerFrame::conversation(event, conversation), ctx);
+                }
+            }
+            (
+                WsEvent::Conversation {
+                    event,
+                    conversation,
+                },
+                Peer::Visitor { contact_id, .. },
+            ) => {
+                if conversation.contact_id == *contact_id && event != ConversationEvent::Created {
+                    self.send_frame(&ServerFrame::conversation(event, conversation), ctx);
+                }
+            }
+            (WsEvent::Presence { user_id, status }, Peer::Agent { .. }) => {
+                if self.known_presence.get(&user_id) != Some(&status) {
+                    self.known_presence.insert(user_id.clone(), status);
+                    self.send_frame(&ServerFrame::Presence { user_id, status }, ctx);
+                }
+            }
+            (WsEvent::Presence { .. }, Peer::Visitor { .. }) => {}
+        }
+    }
+}
+
+fn status_str(s: PresenceStatus) -> &'static str {
+    match s {
+        PresenceStatus::Online => "online",
+        PresenceStatus::Away => "away",
+    }
+}
+
+/// Read a user's sessions and publish their aggregate status: online if any session is
+/// online, away if all are away, offline if none is left.
+async fn announce_presence(
+    backplane: &dyn crate::backplane::Backplane,
+    key: &str,
+    topic: &str,
+    user_id: &str,
+) -> Result<(), crate::backplane::BackplaneError> {
+    let members = backplane.set_members(key).await?;
+    let status = if members.iter().any(|m| m.ends_with("\tonline")) {
+        PresenceState::Online
+    } else if members.is_empty() {
+        PresenceState::Offline
+    } else {
+        PresenceState::Away
+    };
+    let event = WsEvent::Presence {
+        user_id: user_id.to_owned(),
+        status,
+    };
+    backplane
+        .publish(
+            topic,
+            serde_json::to_string(&event).unwrap_or_default().into(),
+        )
+        .await
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        metrics::gauge!("parley_ws_sessions").increment(1.0);
+        let rx = self
+            .engine
+            .backplane
+            .subscribe(&workspace_topic(self.workspace_id()));
+        ctx.add_stream(BroadcastStream::new(rx));
+        match &self.peer {
+            Peer::Agent { .. } => {
+                self.refresh_presence(ctx);
+                ctx.run_interval(self.engine.config.heartbeat, |act, ctx| {
+                    act.refresh_presence(ctx);
+                    act.sweep_presence(ctx);
+                    if let Some(viewing) = act.viewing.clone() {
+                        let backplane = act.engine.backplane.clone();
+                        let member = act.viewer_member();
+                        let ttl = act.engine.config.presence_ttl;
+                        actix::spawn(async move {
+                            let _ = backplane
+                                .set_add(&viewers_key(&viewing), &member, ttl)
+                                .await;
+                        });
+                    }
+                });
+            }
+            Peer::Visitor {
+                open_conversations, ..
+            } => {
+                for id in open_conversations.clone() {
+                    self.with_conversation(id, None, None, ctx, |_, _, _| {});
+                }
+            }
+        }
+    }
+
+    fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        for addr in self.convs.values() {
+            addr.do_send(Unsubscribe {
+                session_id: self.id,
+            });
+        }
+        self.stop_viewing();
+        if let Peer::Agent {
+            workspace_id,
+            user_id,
+            ..
+        } = &self.peer
+        {
+            let backplane = self.engine.backplane.clone();
+            let key = presence_key(workspace_id, user_id);
+            let topic = workspace_topic(workspace_id);
+            let member = format!("{}\t{}", self.id, status_str(self.status));
+            let user_id = user_id.clone();
+            actix::spawn(async move {
+                let _ = backplane.set_remove(&key, &member).await;
+                let _ = announce_presence(&*backplane, &key, &topic, &user_id).await;
+            });
+        }
+        Running::Stop
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        metrics::gauge!("parley_ws_sessions").decrement(1.0);
+    }
+}
+
+impl Handler<Inbound> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        metrics::counter!("parley_ws_frames_in_total").increment(1);
+        match parse_client_frame(&msg.text) {
+            Ok(frame) => self.handle_frame(frame, ctx),
+            Err(e) => {
+                metrics::counter!("parley_ws_errors_total", "code" => e.code().as_str())
+                    .increment(1);
+                self.send_frame(&e.to_frame(), ctx);
+            }
+        }
+    }
+}
+
+impl Handler<Deliver> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
+        self.push(msg.frame, ctx);
+    }
+}
+
+impl Handler<Disconnect> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: Disconnect, ctx: &mut Context<Self>) {
+        self.closed = true;
+        ctx.stop();
+    }
+}
+
+impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Session {
+    fn handle(&mut self, item: Result<Payload, BroadcastStreamRecvError>, ctx: &mut Context<Self>) {
+        let Ok(payload) = item else {
+            return;
+        };
+        if let Ok(event) = serde_json::from_str::<WsEvent>(&payload) {
+            self.on_workspace_event(event, ctx);
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}

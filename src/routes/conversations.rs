@@ -1,0 +1,341 @@
+//! Conversations over HTTP. Reads come from the store; a posted message goes through the
+//! conversation's actor exactly as a WebSocket `send` does — same order, same `seq`,
+//! same idempotency by `client_id`.
+
+use actix_web::{HttpResponse, get, post, web};
+use parley_actors::engine::EngineError;
+use parley_actors::engine::conversation::{InjectFault, Post};
+use parley_actors::engine::hub::GetConversation;
+use parley_actors::protocol::{
+    Channel, ConversationObject, MessageObject, Participant, ParticipantKind, SendKind,
+};
+use parley_actors::store::{Appended, ConversationRecord, NewMessage};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::ListResponse;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::startup::AppState;
+use crate::store::{MAX_PAGE, engine as sql, inboxes};
+
+/// Register this module's routes.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_conversations)
+        .service(get_conversation)
+        .service(list_messages)
+        .service(post_message)
+        .service(inject_fault);
+}
+
+/// The conversation if this user may see it; 404 otherwise.
+async fn visible(state: &AppState, p: &Principal, id: &str) -> ApiResult<ConversationRecord> {
+    let record = sql::get_conversation(state.db.pool(), id)
+        .await?
+        .filter(|c| c.workspace_id == p.workspace_id())
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    if !p.is_admin()
+        && !inboxes::is_member(
+            state.db.pool(),
+            p.workspace_id(),
+            &record.inbox_id,
+            &p.user.id,
+        )
+        .await?
+    {
+        return Err(ApiError::not_found("conversation"));
+    }
+    Ok(record)
+}
+
+/// Filters for the conversation list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationQuery {
+    /// `open` or `closed`.
+    pub status: Option<String>,
+    /// `me`, `unassigned`, or a user id.
+    pub assignee: Option<String>,
+    /// Only this inbox.
+    pub inbox_id: Option<String>,
+    /// Only this channel kind (`chat`, `email`, `form`, `messenger`).
+    pub channel: Option<String>,
+    /// Opaque cursor from `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// List conversations visible to the caller, newest first.
+#[utoipa::path(tag = "conversations", params(ConversationQuery), responses(
+    (status = 200, body = ListResponse<Object>),
+    (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("bearer" = []), ("cookie" = [])))]
+#[get("/conversations")]
+pub async fn list_conversations(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: web::Query<ConversationQuery>,
+) -> ApiResult<web::Json<ListResponse<ConversationObject>>> {
+    let q = query.into_inner();
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::Validation(format!(
+            "limit: must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let before = match q.cursor.as_deref() {
+        None | Some("") => String::new(),
+        Some(c) => crate::store::decode_cursor(c)
+            .ok_or_else(|| ApiError::Validation("cursor: not a valid cursor".into()))?,
+    };
+    if let Some(s) = q.status.as_deref()
+        && s != "open"
+        && s != "closed"
+    {
+        return Err(ApiError::Validation(
+            "status: must be open or closed".into(),
+        ));
+    }
+    if let Some(c) = q.channel.as_deref()
+        && !["chat", "email", "form", "messenger"].contains(&c)
+    {
+        return Err(ApiError::Validation(
+            "channel: must be chat, email, form or messenger".into(),
+        ));
+    }
+    let assignee = match q.assignee.as_deref() {
+        None => String::new(),
+        Some("me") => principal.user.id.clone(),
+        Some(other) => other.to_owned(),
+    };
+    let member = if principal.is_admin() {
+        ""
+    } else {
+        principal.user.id.as_str()
+    };
+    let rows = sqlx::query(
+        "SELECT c.id AS id, c.workspace_id AS workspace_id, c.inbox_id AS inbox_id, \
+         c.channel_id AS channel_id, ch.kind AS channel, c.contact_id AS contact_id, \
+         c.status AS status, c.assignee_id AS assignee_id, c.created_at AS created_at, \
+         c.last_message_at AS last_message_at, c.last_seq AS last_seq \
+         FROM conversations c JOIN channels ch ON ch.id = c.channel_id \
+         WHERE c.workspace_id = $1 \
+         AND ($2 = '' OR c.id < $2) \
+         AND ($3 = '' OR c.status = $3) \
+         AND ($4 = '' OR c.inbox_id = $4) \
+         AND ($5 = '' OR ch.kind = $5) \
+         AND ($6 = '' OR ($6 = 'unassigned' AND c.assignee_id IS NULL) OR c.assignee_id = $6) \
+         AND ($7 = '' OR c.inbox_id IN (SELECT inbox_id FROM inbox_members WHERE user_id = $7)) \
+         ORDER BY c.id DESC LIMIT $8",
+    )
+    .bind(principal.workspace_id())
+    .bind(&before)
+    .bind(q.status.unwrap_or_default())
+    .bind(q.inbox_id.unwrap_or_default())
+    .bind(q.channel.unwrap_or_default())
+    .bind(&assignee)
+    .bind(member)
+    .bind(limit + 1)
+    .fetch_all(state.db.pool())
+    .await?;
+    let records = rows
+        .iter()
+        .map(sql::conversation_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let page = crate::store::Page::from_rows(records, limit, |c| &c.id);
+    Ok(web::Json(ListResponse::from_page(page, |c| c.to_object())))
+}
+
+/// Read one conversation.
+#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
+    (status = 200, body = Object),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("bearer" = []), ("cookie" = [])))]
+#[get("/conversations/{id}")]
+pub async fn get_conversation(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<ConversationObject>> {
+    Ok(web::Json(
+        visible(&state, &principal, &id).await?.to_object(),
+    ))
+}
+
+/// Paging through messages by `seq`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessagesQuery {
+    /// Only messages with a larger `seq` (default 0: from the start).
+    pub after_seq: Option<u64>,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Messages of a conversation in `seq` order. `next_cursor` is the `after_seq` of the
+/// next page.
+#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id"), MessagesQuery), responses(
+    (status = 200, body = ListResponse<Object>),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("bearer" = []), ("cookie" = [])))]
+#[get("/conversations/{id}/messages")]
+pub async fn list_messages(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+    query: web::Query<MessagesQuery>,
+) -> ApiResult<web::Json<ListResponse<MessageObject>>> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::Validation(
+            "limit: must be between 1 and 500".into(),
+        ));
+    }
+    let record = visible(&state, &principal, &id).await?;
+    let mut items = sql::messages_after(
+        state.db.pool(),
+        &record.id,
+        query.after_seq.unwrap_or(0),
+        limit + 1,
+    )
+    .await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|m| m.seq.to_string())
+    } else {
+        None
+    };
+    Ok(web::Json(ListResponse { items, next_cursor }))
+}
+
+/// A message to post.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessage {
+    /// Text, 1–`engine.max_body_chars` characters.
+    pub body: String,
+    /// `reply` (default; the visitor sees it) or `comment` (agents only).
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<SendKind>,
+    /// Idempotency key: a retry with the same `client_id` returns the first message.
+    pub client_id: String,
+}
+
+/// A stored message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostedMessage {
+    /// The message (with its `seq`).
+    #[schema(value_type = Object)]
+    pub message: MessageObject,
+    /// `true` when this `client_id` had been posted before.
+    pub duplicate: bool,
+}
+
+/// Post a reply or an internal comment. Answers after the message is durable.
+#[utoipa::path(tag = "conversations", request_body = PostMessage,
+    params(("id" = String, Path, description = "Conversation id")), responses(
+    (status = 201, body = PostedMessage, description = "Stored"),
+    (status = 200, body = PostedMessage, description = "Already stored under this client_id"),
+    (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("bearer" = []), ("cookie" = [])))]
+#[post("/conversations/{id}/messages")]
+#[tracing::instrument(skip_all, fields(user_id = %principal.user.id, conversation_id = %id))]
+pub async fn post_message(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+    body: crate::extract::Json<PostMessage>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let max = state.engine.config.max_body_chars;
+    if b.body.trim().is_empty() {
+        return Err(ApiError::Validation("body: must not be empty".into()));
+    }
+    if b.body.chars().count() > max {
+        return Err(ApiError::Validation(format!(
+            "body: longer than {max} characters"
+        )));
+    }
+    if b.client_id.trim().is_empty() || b.client_id.chars().count() > 100 {
+        return Err(ApiError::Validation(
+            "client_id: must be 1 to 100 characters".into(),
+        ));
+    }
+    let record = visible(&state, &principal, &id).await?;
+    let addr = state
+        .engine
+        .hub
+        .send(GetConversation {
+            id: record.id.clone(),
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("hub: {e}"))?;
+    let message = NewMessage {
+        workspace_id: record.workspace_id.clone(),
+        conversation_id: record.id.clone(),
+        kind: b.kind.unwrap_or_default().message_kind(),
+        sender: Participant {
+            kind: ParticipantKind::Agent,
+            id: principal.user.id.clone(),
+            name: principal.user.name.clone(),
+        },
+        body: b.body,
+        attachments: Vec::new(),
+        channel: Channel::Chat,
+        client_id: Some(b.client_id),
+    };
+    let result = addr
+        .send(Post {
+            message,
+            origin: None,
+        })
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("conversation restarting: {e}"),
+            )
+        })?;
+    match result {
+        Ok(Appended::New(message)) => Ok(HttpResponse::Created().json(PostedMessage {
+            message,
+            duplicate: false,
+        })),
+        Ok(Appended::Duplicate(message)) => Ok(HttpResponse::Ok().json(PostedMessage {
+            message,
+            duplicate: true,
+        })),
+        Ok(Appended::NoConversation) | Err(EngineError::NotFound) => {
+            Err(ApiError::not_found("conversation"))
+        }
+        Err(e) => Err(ApiError::new(ErrorCode::Unavailable, e.to_string())),
+    }
+}
+
+/// Test only: crash the conversation's actors (404 unless `engine.fault_injection`).
+#[utoipa::path(tag = "testing", params(("id" = String, Path, description = "Conversation id")), responses(
+    (status = 204, description = "Fault injected"),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("bearer" = []), ("cookie" = [])))]
+#[post("/conversations/{id}/fault")]
+pub async fn inject_fault(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    if !state.engine.config.fault_injection {
+        return Err(ApiError::not_found("route"));
+    }
+    let record = visible(&state, &principal, &id).await?;
+    let addr = state
+        .engine
+        .hub
+        .send(GetConversation { id: record.id })
+        .await
+        .map_err(|e| anyhow::anyhow!("hub: {e}"))?;
+    addr.do_send(InjectFault);
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,285 @@
+//! The SQL implementation of the engine's [`Store`] port.
+//!
+//! `append` runs a batch in one transaction. Per message: take the conversation's row
+//! lock (a no-op UPDATE, once per conversation per batch), look the `client_id` up
+//! (after the lock, so a concurrent writer's commit is seen), then increment
+//! `last_seq` and insert. The increment and the insert commit together or not at all,
+//! so `seq` is gap-free per conversation whichever node writes.
+
+use std::collections::HashSet;
+
+use parley_actors::protocol::{
+    Attachment, ConversationStatus, MessageObject, Participant, ParticipantKind,
+};
+use parley_actors::store::{
+    Appended, ConversationRecord, NewConversation, NewMessage, Store, StoreError,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row as _};
+
+use super::{Db, new_id, now_ms, to_time};
+
+/// The engine's view of the SQL store.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    db: Db,
+}
+
+impl SqlStore {
+    /// Wrap a connected, migrated database.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+/// A unit enum's wire spelling (`"chat"`, `"visitor"`, …).
+pub fn enum_str<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Parse a unit enum from its wire spelling.
+pub fn parse_enum<T: DeserializeOwned>(s: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|e| sqlx::Error::Decode(format!("unexpected value {s:?}: {e}").into()))
+}
+
+fn err(e: sqlx::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+const CONVERSATION_COLUMNS: &str = "c.id AS id, c.workspace_id AS workspace_id, \
+    c.inbox_id AS inbox_id, c.channel_id AS channel_id, ch.kind AS channel, \
+    c.contact_id AS contact_id, c.status AS status, c.assignee_id AS assignee_id, \
+    c.created_at AS created_at, c.last_message_at AS last_message_at, c.last_seq AS last_seq";
+
+/// Decode a row of [`CONVERSATION_COLUMNS`].
+pub fn conversation_from_row(r: &AnyRow) -> Result<ConversationRecord, sqlx::Error> {
+    Ok(ConversationRecord {
+        id: r.try_get("id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        inbox_id: r.try_get("inbox_id")?,
+        channel_id: r.try_get("channel_id")?,
+        channel: parse_enum(&r.try_get::<String, _>("channel")?)?,
+        contact_id: r.try_get("contact_id")?,
+        status: parse_enum(&r.try_get::<String, _>("status")?)?,
+        assignee_id: r.try_get("assignee_id")?,
+        created_at: to_time(r.try_get("created_at")?),
+        last_message_at: to_time(r.try_get("last_message_at")?),
+        last_seq: u64::try_from(r.try_get::<i64, _>("last_seq")?).unwrap_or(0),
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, kind, sender_type, sender_id, \
+    sender_name, body, attachments, channel, created_at";
+
+/// Decode a row of [`MESSAGE_COLUMNS`].
+pub fn message_from_row(r: &AnyRow) -> Result<MessageObject, sqlx::Error> {
+    let attachments: String = r.try_get("attachments")?;
+    Ok(MessageObject {
+        id: r.try_get("id")?,
+        conversation_id: r.try_get("conversation_id")?,
+        seq: u64::try_from(r.try_get::<i64, _>("seq")?).unwrap_or(0),
+        kind: parse_enum(&r.try_get::<String, _>("kind")?)?,
+        sender: Participant {
+            kind: parse_enum::<ParticipantKind>(&r.try_get::<String, _>("sender_type")?)?,
+            id: r
+                .try_get::<Option<String>, _>("sender_id")?
+                .unwrap_or_default(),
+            name: r.try_get("sender_name")?,
+        },
+        body: r.try_get("body")?,
+        attachments: serde_json::from_str::<Vec<Attachment>>(&attachments)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        channel: parse_enum(&r.try_get::<String, _>("channel")?)?,
+        created_at: to_time(r.try_get("created_at")?),
+    })
+}
+
+/// Read a conversation of any workspace (the engine checks the workspace itself).
+pub async fn get_conversation<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    id: &str,
+) -> Result<Option<ConversationRecord>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations c \
+         JOIN channels ch ON ch.id = c.channel_id WHERE c.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(exec)
+    .await?
+    .as_ref()
+    .map(conversation_from_row)
+    .transpose()
+}
+
+/// Messages after `after_seq`, oldest first.
+pub async fn messages_after<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    conversation_id: &str,
+    after_seq: u64,
+    limit: u32,
+) -> Result<Vec<MessageObject>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 \
+         ORDER BY seq LIMIT $3"
+    )))
+    .bind(conversation_id)
+    .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(exec)
+    .await?
+    .iter()
+    .map(message_from_row)
+    .collect()
+}
+
+#[async_trait::async_trait]
+impl Store for SqlStore {
+    async fn create_conversation(
+        &self,
+        new: NewConversation,
+    ) -> Result<ConversationRecord, StoreError> {
+        let id = new_id();
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO conversations (id, workspace_id, inbox_id, channel_id, contact_id, \
+             status, assignee_id, last_seq, created_at, updated_at, last_message_at) \
+             VALUES ($1, $2, $3, $4, $5, 'open', NULL, 0, $6, $6, $6)",
+        )
+        .bind(&id)
+        .bind(&new.workspace_id)
+        .bind(&new.inbox_id)
+        .bind(&new.channel_id)
+        .bind(&new.contact_id)
+        .bind(now)
+        .execute(self.db.pool())
+        .await
+        .map_err(err)?;
+        Ok(ConversationRecord {
+            id,
+            workspace_id: new.workspace_id,
+            inbox_id: new.inbox_id,
+            channel_id: new.channel_id,
+            channel: new.channel,
+            contact_id: new.contact_id,
+            status: ConversationStatus::Open,
+            assignee_id: None,
+            created_at: to_time(now),
+            last_message_at: to_time(now),
+            last_seq: 0,
+        })
+    }
+
+    async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError> {
+        get_conversation(self.db.pool(), id).await.map_err(err)
+    }
+
+    async fn append(&self, batch: Vec<NewMessage>) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.db.pool().begin().await.map_err(err)?;
+        let mut locked: HashSet<String> = HashSet::new();
+        let mut missing: HashSet<String> = HashSet::new();
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            if missing.contains(&m.conversation_id) {
+                out.push(Appended::NoConversation);
+                continue;
+            }
+            if !locked.contains(&m.conversation_id) {
+                let n = sqlx::query(
+                    "UPDATE conversations SET updated_at = updated_at \
+                     WHERE id = $1 AND workspace_id = $2",
+                )
+                .bind(&m.conversation_id)
+                .bind(&m.workspace_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+                if n == 0 {
+                    missing.insert(m.conversation_id.clone());
+                    out.push(Appended::NoConversation);
+                    continue;
+                }
+                locked.insert(m.conversation_id.clone());
+            }
+            if let Some(client_id) = &m.client_id {
+                let prev = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages \
+                     WHERE conversation_id = $1 AND client_id = $2"
+                )))
+                .bind(&m.conversation_id)
+                .bind(client_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+                if let Some(row) = prev {
+                    out.push(Appended::Duplicate(message_from_row(&row).map_err(err)?));
+                    continue;
+                }
+            }
+            let now = now_ms();
+            let seq: i64 = sqlx::query(
+                "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $1, \
+                 updated_at = $1 WHERE id = $2 RETURNING last_seq",
+            )
+            .bind(now)
+            .bind(&m.conversation_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?
+            .try_get("last_seq")
+            .map_err(err)?;
+            let id = new_id();
+            sqlx::query(
+                "INSERT INTO messages (id, workspace_id, conversation_id, seq, kind, sender_type, \
+                 sender_id, sender_name, body, attachments, channel, client_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&id)
+            .bind(&m.workspace_id)
+            .bind(&m.conversation_id)
+            .bind(seq)
+            .bind(enum_str(&m.kind))
+            .bind(enum_str(&m.sender.kind))
+            .bind(&m.sender.id)
+            .bind(&m.sender.name)
+            .bind(&m.body)
+            .bind(serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()))
+            .bind(enum_str(&m.channel))
+            .bind(&m.client_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            out.push(Appended::New(MessageObject {
+                id,
+                conversation_id: m.conversation_id,
+                seq: u64::try_from(seq).unwrap_or(0),
+                kind: m.kind,
+                sender: m.sender,
+                body: m.body,
+                attachments: m.attachments,
+                channel: m.channel,
+                created_at: to_time(now),
+            }));
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(out)
+    }
+
+    async fn messages_after(
+        &self,
+        conversation_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<MessageObject>, StoreError> {
+        messages_after(self.db.pool(), conversation_id, after_seq, limit)
+            .await
+            .map_err(err)
+    }
+}

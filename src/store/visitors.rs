@@ -1,0 +1,135 @@
+//! Visitors of chat channels: a visitor token (stored hashed) maps a browser to a
+//! contact, so the same person keeps their conversation across page loads.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Executor, Row as _};
+
+use super::{new_id, now_ms};
+
+/// A visitor with what the engine needs to route their messages.
+#[derive(Debug, Clone)]
+pub struct VisitorRow {
+    /// Visitor id.
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// The chat channel.
+    pub channel_id: String,
+    /// The channel's kind (`chat`).
+    pub channel_kind: String,
+    /// The inbox the channel delivers to.
+    pub inbox_id: String,
+    /// The contact this visitor is.
+    pub contact_id: String,
+    /// The contact's name, if known.
+    pub contact_name: Option<String>,
+}
+
+const COLUMNS: &str = "v.id AS id, v.workspace_id AS workspace_id, v.channel_id AS channel_id, \
+    ch.kind AS channel_kind, ch.inbox_id AS inbox_id, v.contact_id AS contact_id, \
+    co.name AS contact_name";
+
+fn from_row(r: &AnyRow) -> Result<VisitorRow, sqlx::Error> {
+    Ok(VisitorRow {
+        id: r.try_get("id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        channel_id: r.try_get("channel_id")?,
+        channel_kind: r.try_get("channel_kind")?,
+        inbox_id: r.try_get("inbox_id")?,
+        contact_id: r.try_get("contact_id")?,
+        contact_name: r.try_get("contact_name")?,
+    })
+}
+
+/// Create a contact and a visitor for it on a channel.
+pub async fn create(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    channel_id: &str,
+    token_hash: &str,
+    page_url: &str,
+    user_agent: &str,
+) -> Result<VisitorRow, sqlx::Error> {
+    let now = now_ms();
+    let contact_id = new_id();
+    let attributes = serde_json::json!({"page_url": page_url, "user_agent": user_agent});
+    sqlx::query(
+        "INSERT INTO contacts (id, workspace_id, name, email, phone, attributes, created_at, \
+         updated_at) VALUES ($1, $2, NULL, NULL, NULL, $3, $4, $4)",
+    )
+    .bind(&contact_id)
+    .bind(workspace_id)
+    .bind(attributes.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO visitors (id, workspace_id, channel_id, contact_id, token_hash, page_url, \
+         user_agent, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(&id)
+    .bind(workspace_id)
+    .bind(channel_id)
+    .bind(&contact_id)
+    .bind(token_hash)
+    .bind(page_url)
+    .bind(user_agent)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    find(&mut *conn, token_hash)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The visitor whose token hashes to `token_hash`.
+pub async fn find<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    token_hash: &str,
+) -> Result<Option<VisitorRow>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM visitors v JOIN channels ch ON ch.id = v.channel_id \
+         JOIN contacts co ON co.id = v.contact_id WHERE v.token_hash = $1"
+    )))
+    .bind(token_hash)
+    .fetch_optional(exec)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// Record a visit (page and time).
+pub async fn touch<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    id: &str,
+    page_url: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE visitors SET last_seen_at = $1, page_url = $2 WHERE id = $3")
+        .bind(now_ms())
+        .bind(page_url)
+        .bind(id)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
+/// The ids of a contact's open conversations on a channel, newest first.
+pub async fn open_conversations<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    contact_id: &str,
+    channel_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id FROM conversations WHERE contact_id = $1 AND channel_id = $2 \
+         AND status = 'open' ORDER BY id DESC LIMIT 20",
+    )
+    .bind(contact_id)
+    .bind(channel_id)
+    .fetch_all(exec)
+    .await?
+    .iter()
+    .map(|r| r.try_get("id"))
+    .collect()
+}
