@@ -474,3 +474,201 @@ pub fn ids(reply: &Reply) -> Vec<String> {
         .map(|i| i["id"].as_str().expect("item id").to_owned())
         .collect()
 }
+
+/// A WebSocket client speaking Parley's frames.
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// How long any wait for a frame may take before the test fails.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Ws {
+    /// Connect to `url` (ws://…); panics when the handshake is refused.
+    pub async fn connect(url: &str) -> Ws {
+        match Self::try_connect(url).await {
+            Ok(ws) => ws,
+            Err(status) => panic!("WebSocket handshake refused with {status}"),
+        }
+    }
+
+    /// Connect, or return the HTTP status that refused the handshake.
+    pub async fn try_connect(url: &str) -> Result<Ws, u16> {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((stream, _)) => Ok(Ws { stream }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+            Err(e) => panic!("WebSocket connect failed: {e}"),
+        }
+    }
+
+    /// Send a JSON frame.
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    /// Send a raw text frame.
+    pub async fn send_text(&mut self, text: String) {
+        use futures_util::SinkExt as _;
+        self.stream
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .expect("frame sent");
+    }
+
+    /// The next JSON frame (pings answered, waits at most [`FRAME_TIMEOUT`]).
+    pub async fn recv(&mut self) -> Value {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let msg = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .expect("a frame within the timeout")
+                .expect("socket open")
+                .expect("frame readable");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).expect("JSON frame"),
+                Message::Close(c) => panic!("socket closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame of type `ty`, skipping others (presence, viewers, …) on the way.
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "no {ty} frame in time");
+            let f = self.recv().await;
+            if f["type"] == ty {
+                return f;
+            }
+        }
+    }
+
+    /// The next frame matching `pred`, skipping others.
+    pub async fn recv_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "no frame where {what}");
+            let f = self.recv().await;
+            if pred(&f) {
+                return f;
+            }
+        }
+    }
+
+    /// Wait for the socket to be closed by the server; returns the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let next = tokio::time::timeout(FRAME_TIMEOUT, self.stream.next())
+                .await
+                .expect("close within the timeout");
+            match next {
+                Some(Ok(Message::Close(c))) => return c.map(|c| u16::from(c.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Close from the client side.
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// A chat inbox with its channel, for engine tests.
+pub struct Chat {
+    /// The inbox.
+    pub inbox_id: String,
+    /// The chat channel.
+    pub channel_id: String,
+}
+
+/// A visitor with an open socket.
+pub struct Visitor {
+    /// The visitor token.
+    pub token: String,
+    /// The contact id.
+    pub contact_id: String,
+    /// The socket.
+    pub ws: Ws,
+}
+
+impl TestApp {
+    /// `ws://127.0.0.1:PORT`.
+    pub fn ws_base(&self) -> String {
+        self.address.replacen("http://", "ws://", 1)
+    }
+
+    /// As admin: an inbox (with `members`) and a chat channel on it.
+    pub async fn chat(&self, admin: &Session, members: &[&Session]) -> Chat {
+        let member_ids: Vec<String> = members.iter().map(|m| m.id()).collect();
+        let inbox = self
+            .post(
+                "/api/v1/inboxes",
+                &admin.token,
+                json!({"name": "Support", "member_ids": member_ids}),
+            )
+            .await
+            .expect(201);
+        let inbox_id = inbox.body["id"].as_str().expect("inbox id").to_owned();
+        let channel = self
+            .post(
+                &format!("/api/v1/inboxes/{inbox_id}/channels"),
+                &admin.token,
+                json!({"type": "chat"}),
+            )
+            .await
+            .expect(201);
+        Chat {
+            inbox_id,
+            channel_id: channel.body["id"].as_str().expect("channel id").to_owned(),
+        }
+    }
+
+    /// A widget session's visitor token (new visitor, or the same one with `token`).
+    pub async fn visitor_token(&self, channel_id: &str, token: Option<&str>) -> Value {
+        self.request(
+            Method::POST,
+            &format!("/api/v1/widget/{channel_id}/sessions"),
+            None,
+            Some(json!({"page_url": "https://shop.example/pricing", "visitor_token": token})),
+        )
+        .await
+        .expect(200)
+        .body
+    }
+
+    /// A new visitor with an open socket.
+    pub async fn visitor(&self, chat: &Chat) -> Visitor {
+        let s = self.visitor_token(&chat.channel_id, None).await;
+        let token = s["visitor_token"].as_str().expect("token").to_owned();
+        let ws = self.visitor_ws(&token).await;
+        Visitor {
+            contact_id: s["contact_id"].as_str().expect("contact").to_owned(),
+            token,
+            ws,
+        }
+    }
+
+    /// Open a visitor socket with a token.
+    pub async fn visitor_ws(&self, token: &str) -> Ws {
+        Ws::connect(&format!("{}/ws/visitor?token={token}", self.ws_base())).await
+    }
+
+    /// Open an agent socket, and wait until it is live (its own presence comes back,
+    /// which proves its workspace subscription is in place).
+    pub async fn agent_ws(&self, session: &Session) -> Ws {
+        let mut ws =
+            Ws::connect(&format!("{}/ws/agent?token={}", self.ws_base(), session.token)).await;
+        let me = session.id();
+        ws.recv_where("own presence", |f| f["type"] == "presence" && f["user_id"] == me)
+            .await;
+        ws
+    }
+}

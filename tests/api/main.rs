@@ -9,6 +9,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod bad_input;
+mod engine;
 mod errors;
 mod isolation;
 mod system;
