@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use parley_actors::backplane::redis::RedisBackplane;
 use parley_actors::backplane::{Backplane, Payload, Subscription};
-use tokio::sync::broadcast::error::TryRecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::timeout;
 
 /// The longest any single wait in these tests lasts.
@@ -438,4 +438,88 @@ async fn a_subscriber_hears_events_again_after_redis_restarts() {
     assert_eq!(node.set_members("s").await.unwrap(), ["m"]);
     let ready = eventually(WAIT, async || node.ping().await.is_ok()).await;
     assert!(ready, "ping never recovered");
+}
+
+/// Send `signal` (e.g. `-STOP`) to the private server.
+fn signal(server: &RedisServer, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &server.child.id().to_string()])
+        .status()
+        .expect("kill on the PATH");
+    assert!(status.success(), "kill {signal} failed");
+}
+
+#[tokio::test]
+async fn calls_fail_within_two_seconds_while_redis_hangs_and_recover_after() {
+    let Some(_) = redis_url() else { return };
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = RedisServer::start(port);
+    let node = RedisBackplane::connect(&url, "hang:").await.unwrap();
+    let mut subscription = node.subscribe_confirmed("t").await.unwrap();
+
+    // A stopped process keeps its sockets open but never answers.
+    signal(&server, "-STOP");
+    let start = Instant::now();
+    let published = node.publish("t", payload("into the void")).await;
+    assert!(published.is_err(), "publish succeeded with Redis hung");
+    let start_members = Instant::now();
+    let members = node.set_members("s").await;
+    assert!(members.is_err(), "set_members succeeded with Redis hung");
+    assert!(start_members.elapsed() < Duration::from_millis(2500));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let pinged = timeout(Duration::from_secs(3), node.ping()).await;
+    assert!(matches!(pinged, Ok(Err(_))), "{pinged:?}");
+    signal(&server, "-CONT");
+
+    // Commands that timed out may still run once Redis wakes up: `Unavailable` means
+    // "not known to have happened", so stray events may arrive; wait for a new one.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut attempt = 0;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no event after Redis resumed within 15 s"
+        );
+        attempt += 1;
+        let _ = node
+            .publish("t", payload(&format!("after {attempt}")))
+            .await;
+        if let Ok(event) = timeout(Duration::from_millis(200), subscription.recv()).await {
+            let event = event.expect("the subscription survives the hang");
+            if event.starts_with("after") {
+                break;
+            }
+        }
+    }
+    let ready = eventually(WAIT, async || node.ping().await.is_ok()).await;
+    assert!(ready, "ping never recovered");
+}
+
+#[tokio::test]
+async fn dropping_the_backplane_closes_its_subscriptions() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix();
+    let _cleanup = KeyCleanup {
+        url: url.clone(),
+        prefix: prefix.clone(),
+    };
+    let node = RedisBackplane::connect(&url, &prefix).await.unwrap();
+    let mut subscription = node.subscribe_confirmed("t").await.unwrap();
+    let mut con = raw(&url);
+    assert_eq!(subscribers(&mut con, &format!("{prefix}t")), 1);
+
+    drop(node);
+
+    let ended = timeout(WAIT, subscription.recv()).await.unwrap();
+    assert!(matches!(ended, Err(RecvError::Closed)), "{ended:?}");
+    let gone = eventually(WAIT, async || {
+        subscribers(&mut con, &format!("{prefix}t")) == 0
+    })
+    .await;
+    assert!(gone, "the pub/sub connection outlived the backplane");
 }

@@ -89,7 +89,10 @@ async fn a_visitor_and_an_agent_exchange_messages_with_acks_and_seqs(b: Backend)
 
     // The same history over HTTP.
     let history = app
-        .get(&format!("/api/v1/conversations/{conv}/messages"), &agent.token)
+        .get(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &agent.token,
+        )
         .await
         .expect(200);
     let seqs: Vec<u64> = history.body["items"]
@@ -127,11 +130,17 @@ async fn comments_never_reach_the_visitor(b: Backend) {
         .await;
     let a = again.recv_type("message").await;
     let b2 = again.recv_type("message").await;
-    assert_eq!((a["message"]["seq"].clone(), b2["message"]["seq"].clone()), (json!(1), json!(3)));
+    assert_eq!(
+        (a["message"]["seq"].clone(), b2["message"]["seq"].clone()),
+        (json!(1), json!(3))
+    );
 
     // Agents see it, marked as a comment.
     let history = app
-        .get(&format!("/api/v1/conversations/{conv}/messages"), &agent.token)
+        .get(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &agent.token,
+        )
         .await
         .expect(200);
     assert_eq!(history.body["items"][1]["kind"], "comment");
@@ -153,7 +162,9 @@ async fn a_reconnecting_visitor_resumes_exactly_what_it_missed(b: Backend) {
         .expect(201);
     }
 
-    let same = app.visitor_token(&chat.channel_id, Some(&visitor.token)).await;
+    let same = app
+        .visitor_token(&chat.channel_id, Some(&visitor.token))
+        .await;
     assert_eq!(same["contact_id"], visitor.contact_id.as_str());
     assert_eq!(same["conversation_ids"], json!([conv]));
     let mut ws = app.visitor_ws(&visitor.token).await;
@@ -162,11 +173,18 @@ async fn a_reconnecting_visitor_resumes_exactly_what_it_missed(b: Backend) {
     let mut got = Vec::new();
     for _ in 0..3 {
         let m = ws.recv_type("message").await;
-        got.push((m["message"]["seq"].as_u64().unwrap(), m["message"]["body"].as_str().unwrap().to_owned()));
+        got.push((
+            m["message"]["seq"].as_u64().unwrap(),
+            m["message"]["body"].as_str().unwrap().to_owned(),
+        ));
     }
     assert_eq!(
         got,
-        vec![(2, "reply 0".into()), (3, "reply 1".into()), (4, "reply 2".into())]
+        vec![
+            (2, "reply 0".into()),
+            (3, "reply 1".into()),
+            (4, "reply 2".into())
+        ]
     );
     // Then live delivery continues, with nothing repeated.
     app.post(
@@ -200,16 +218,23 @@ async fn the_same_client_id_three_times_makes_one_message(b: Backend) {
     assert_eq!(visitor.ws.recv_type("ack").await, first);
 
     let history = app
-        .get(&format!("/api/v1/conversations/{conv}/messages"), &agent.token)
+        .get(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &agent.token,
+        )
         .await
         .expect(200);
     assert_eq!(history.body["items"].as_array().unwrap().len(), 1);
-    let list = app.get("/api/v1/conversations", &agent.token).await.expect(200);
+    let list = app
+        .get("/api/v1/conversations", &agent.token)
+        .await
+        .expect(200);
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
 }
 
 async fn typing_reaches_the_other_side_and_expires_by_itself(b: Backend) {
-    let (_env, app, _admin, agent, chat) = setup(b, &[("PARLEY__ENGINE__TYPING_TTL_SECS", "1")]).await;
+    let (_env, app, _admin, agent, chat) =
+        setup(b, &[("PARLEY__ENGINE__TYPING_TTL_SECS", "1")]).await;
     let mut console = app.agent_ws(&agent).await;
     let mut visitor = app.visitor(&chat).await;
     let (conv, _) = first_message(&mut visitor.ws, "hi").await;
@@ -236,7 +261,10 @@ async fn typing_reaches_the_other_side_and_expires_by_itself(b: Backend) {
         .send(json!({"type": "typing", "conversation_id": conv, "on": true}))
         .await;
     let on = console.recv_type("typing").await;
-    assert_eq!((on["on"].clone(), on["who"]["type"].clone()), (json!(true), json!("visitor")));
+    assert_eq!(
+        (on["on"].clone(), on["who"]["type"].clone()),
+        (json!(true), json!("visitor"))
+    );
     let off = console.recv_type("typing").await;
     assert_eq!(off["on"], false, "typing expired without an explicit off");
 }
@@ -248,22 +276,35 @@ async fn viewers_appear_and_disappear(b: Backend) {
     let mut visitor = app.visitor(&chat).await;
     let (conv, _) = first_message(&mut visitor.ws, "hi").await;
 
-    bob.send(json!({"type": "view", "conversation_id": conv})).await;
+    bob.send(json!({"type": "view", "conversation_id": conv}))
+        .await;
     let v = bob
-        .recv_where("bob viewing", |f| f["type"] == "viewers" && f["users"].as_array().is_some_and(|u| u.len() == 1))
+        .recv_where("bob viewing", |f| {
+            f["type"] == "viewers" && f["users"].as_array().is_some_and(|u| u.len() == 1)
+        })
         .await;
     assert_eq!(v["users"][0]["id"], agent.id().as_str());
 
-    ada.send(json!({"type": "view", "conversation_id": conv})).await;
-    let both = bob
-        .recv_where("two viewers", |f| f["type"] == "viewers" && f["users"].as_array().is_some_and(|u| u.len() == 2))
+    ada.send(json!({"type": "view", "conversation_id": conv}))
         .await;
-    let ids: Vec<&str> = both["users"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    let both = bob
+        .recv_where("two viewers", |f| {
+            f["type"] == "viewers" && f["users"].as_array().is_some_and(|u| u.len() == 2)
+        })
+        .await;
+    let ids: Vec<&str> = both["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&admin.id().as_str()) && ids.contains(&agent.id().as_str()));
 
     ada.close().await;
     let one = bob
-        .recv_where("ada gone", |f| f["type"] == "viewers" && f["users"].as_array().is_some_and(|u| u.len() == 1))
+        .recv_where("ada gone", |f| {
+            f["type"] == "viewers" && f["users"].as_array().is_some_and(|u| u.len() == 1)
+        })
         .await;
     assert_eq!(one["users"][0]["id"], agent.id().as_str());
     // Visitors never see viewers: their next frame is the next message.
@@ -284,15 +325,20 @@ async fn presence_follows_sockets_and_the_away_switch(b: Backend) {
     let mut bob = app.agent_ws(&agent).await;
     let is = |status: &'static str| {
         let bob_id = bob_id.clone();
-        move |f: &Value| f["type"] == "presence" && f["user_id"] == bob_id.as_str() && f["status"] == status
+        move |f: &Value| {
+            f["type"] == "presence" && f["user_id"] == bob_id.as_str() && f["status"] == status
+        }
     };
     ada.recv_where("bob online", is("online")).await;
     // A second tab, then away on one of them: still online (the other tab is online).
     let mut bob2 = app.agent_ws(&agent).await;
-    bob2.send(json!({"type": "presence", "status": "away"})).await;
-    bob.send(json!({"type": "presence", "status": "away"})).await;
+    bob2.send(json!({"type": "presence", "status": "away"}))
+        .await;
+    bob.send(json!({"type": "presence", "status": "away"}))
+        .await;
     ada.recv_where("bob away", is("away")).await;
-    bob.send(json!({"type": "presence", "status": "online"})).await;
+    bob.send(json!({"type": "presence", "status": "online"}))
+        .await;
     ada.recv_where("bob back", is("online")).await;
     bob.close().await;
     bob2.close().await;
@@ -300,7 +346,8 @@ async fn presence_follows_sockets_and_the_away_switch(b: Backend) {
 }
 
 async fn bad_frames_get_error_frames_and_the_socket_stays_usable(b: Backend) {
-    let (_env, app, _admin, agent, chat) = setup(b, &[("PARLEY__ENGINE__MAX_BODY_CHARS", "20")]).await;
+    let (_env, app, _admin, agent, chat) =
+        setup(b, &[("PARLEY__ENGINE__MAX_BODY_CHARS", "20")]).await;
     let mut other = app.visitor(&chat).await;
     let (other_conv, _) = first_message(&mut other.ws, "unaffected").await;
     let mut visitor = app.visitor(&chat).await;
@@ -309,15 +356,24 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_usable(b: Backend) {
     assert_eq!(visitor.ws.recv().await["code"], "invalid_json");
     visitor.ws.send(json!({"type": "dance"})).await;
     let e = visitor.ws.recv().await;
-    assert_eq!((e["type"].clone(), e["code"].clone()), (json!("error"), json!("unknown_frame")));
-    visitor.ws.send(json!({"type": "send", "client_id": "x"})).await;
+    assert_eq!(
+        (e["type"].clone(), e["code"].clone()),
+        (json!("error"), json!("unknown_frame"))
+    );
+    visitor
+        .ws
+        .send(json!({"type": "send", "client_id": "x"}))
+        .await;
     assert_eq!(visitor.ws.recv().await["code"], "invalid_frame");
     visitor
         .ws
         .send(json!({"type": "send", "client_id": "long", "body": "x".repeat(21)}))
         .await;
     let e = visitor.ws.recv().await;
-    assert_eq!((e["code"].clone(), e["ref"].clone()), (json!("body_too_long"), json!("long")));
+    assert_eq!(
+        (e["code"].clone(), e["ref"].clone()),
+        (json!("body_too_long"), json!("long"))
+    );
     visitor
         .ws
         .send(json!({"type": "send", "client_id": "c", "body": "psst", "kind": "comment"}))
@@ -333,7 +389,10 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_usable(b: Backend) {
     let (conv, ack) = first_message(&mut visitor.ws, "finally").await;
     assert_eq!(ack["seq"], 1);
     let history = app
-        .get(&format!("/api/v1/conversations/{conv}/messages"), &agent.token)
+        .get(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &agent.token,
+        )
         .await
         .expect(200);
     assert_eq!(history.body["items"].as_array().unwrap().len(), 1);
@@ -379,7 +438,11 @@ async fn the_rest_api_posts_through_the_same_actor(b: Backend) {
     let (conv, _) = first_message(&mut visitor.ws, "hi").await;
     let path = format!("/api/v1/conversations/{conv}/messages");
     let r = app
-        .post(&path, &agent.token, json!({"body": "From the API", "client_id": "api-1"}))
+        .post(
+            &path,
+            &agent.token,
+            json!({"body": "From the API", "client_id": "api-1"}),
+        )
         .await
         .expect(201);
     assert_eq!(r.body["message"]["seq"], 2);
@@ -387,18 +450,30 @@ async fn the_rest_api_posts_through_the_same_actor(b: Backend) {
     let m = visitor.ws.recv_type("message").await;
     assert_eq!(m["message"]["id"], r.body["message"]["id"]);
     let again = app
-        .post(&path, &agent.token, json!({"body": "From the API", "client_id": "api-1"}))
+        .post(
+            &path,
+            &agent.token,
+            json!({"body": "From the API", "client_id": "api-1"}),
+        )
         .await
         .expect(200);
     assert_eq!(again.body["duplicate"], true);
     assert_eq!(again.body["message"], r.body["message"]);
     // Bad input over HTTP changes nothing.
-    app.post(&path, &agent.token, json!({"body": "", "client_id": "api-2"}))
-        .await
-        .expect_problem(400, "validation_failed");
-    app.post(&path, &agent.token, json!({"body": "x", "client_id": "api-3", "kind": "shout"}))
-        .await
-        .expect_problem(400, "validation_failed");
+    app.post(
+        &path,
+        &agent.token,
+        json!({"body": "", "client_id": "api-2"}),
+    )
+    .await
+    .expect_problem(400, "validation_failed");
+    app.post(
+        &path,
+        &agent.token,
+        json!({"body": "x", "client_id": "api-3", "kind": "shout"}),
+    )
+    .await
+    .expect_problem(400, "validation_failed");
     let conversation = app
         .get(&format!("/api/v1/conversations/{conv}"), &agent.token)
         .await
@@ -431,7 +506,10 @@ async fn agents_and_visitors_cannot_reach_conversations_they_may_not_see(b: Back
     )
     .await
     .expect_problem(404, "not_found");
-    let list = app.get("/api/v1/conversations", &outsider.token).await.expect(200);
+    let list = app
+        .get("/api/v1/conversations", &outsider.token)
+        .await
+        .expect(200);
     assert!(list.body["items"].as_array().unwrap().is_empty());
 
     let mut stranger = app.visitor(&chat).await;
@@ -454,7 +532,8 @@ async fn agents_and_visitors_cannot_reach_conversations_they_may_not_see(b: Back
 }
 
 async fn a_crashed_conversation_actor_restarts_from_the_store_and_loses_nothing(b: Backend) {
-    let (_env, app, _admin, agent, chat) = setup(b, &[("PARLEY__ENGINE__FAULT_INJECTION", "true")]).await;
+    let (_env, app, _admin, agent, chat) =
+        setup(b, &[("PARLEY__ENGINE__FAULT_INJECTION", "true")]).await;
     let mut visitor = app.visitor(&chat).await;
     let (conv, _) = first_message(&mut visitor.ws, "hi").await;
     let path = format!("/api/v1/conversations/{conv}/messages");
@@ -473,7 +552,11 @@ async fn a_crashed_conversation_actor_restarts_from_the_store_and_loses_nothing(
             let client_id = format!("r{round}-{i}");
             loop {
                 let r = app
-                    .post(&path, &agent.token, json!({"body": client_id, "client_id": client_id}))
+                    .post(
+                        &path,
+                        &agent.token,
+                        json!({"body": client_id, "client_id": client_id}),
+                    )
                     .await;
                 if r.status.is_success() {
                     break;
@@ -497,10 +580,15 @@ async fn a_crashed_conversation_actor_restarts_from_the_store_and_loses_nothing(
         .await
         .unwrap();
     assert!(
-        metrics.lines().any(|l| l.starts_with("parley_actor_restarts_total{actor=\"conversation\"}")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("parley_actor_restarts_total{actor=\"conversation\"}")),
         "restarts are counted"
     );
-    let history = app.get(&format!("{path}?limit=500"), &agent.token).await.expect(200);
+    let history = app
+        .get(&format!("{path}?limit=500"), &agent.token)
+        .await
+        .expect(200);
     assert_eq!(history.body["items"].as_array().unwrap().len(), 16);
 }
 
@@ -540,7 +628,10 @@ async fn a_burst_of_200_visitors_is_acked_and_stored_exactly_once(b: Backend) {
     assert_eq!(listed, 200);
     for conv in conversations.iter().take(20) {
         let h = app
-            .get(&format!("/api/v1/conversations/{conv}/messages"), &agent.token)
+            .get(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                &agent.token,
+            )
             .await
             .expect(200);
         assert_eq!(h.body["items"].as_array().unwrap().len(), 1);
@@ -548,7 +639,8 @@ async fn a_burst_of_200_visitors_is_acked_and_stored_exactly_once(b: Backend) {
 }
 
 async fn concurrent_writers_into_one_conversation_get_gap_free_seqs(b: Backend) {
-    let (_env, app, admin, agent, chat) = setup(b, &[]).await;
+    let (_env, app, admin, agent, chat) =
+        setup(b, &[("PARLEY__ENGINE__VISITOR_MESSAGES_PER_SEC", "100")]).await;
     let mut visitor = app.visitor(&chat).await;
     let (conv, _) = first_message(&mut visitor.ws, "start").await;
     let mut console = app.agent_ws(&agent).await;
@@ -560,7 +652,11 @@ async fn concurrent_writers_into_one_conversation_get_gap_free_seqs(b: Backend) 
     for i in 0..40 {
         let client = app.client.clone();
         let url = format!("{}{path}", app.address);
-        let token = if i % 2 == 0 { agent.token.clone() } else { admin.token.clone() };
+        let token = if i % 2 == 0 {
+            agent.token.clone()
+        } else {
+            admin.token.clone()
+        };
         tasks.push(tokio::spawn(async move {
             client
                 .post(url)
@@ -583,27 +679,55 @@ async fn concurrent_writers_into_one_conversation_get_gap_free_seqs(b: Backend) 
     }
     let mut acks = 0;
     while acks < 20 {
-        if visitor.ws.recv().await["type"] == "ack" {
+        let f = visitor.ws.recv().await;
+        assert_ne!(f["type"], "error", "{f}");
+        if f["type"] == "ack" {
             acks += 1;
         }
     }
     // The agent's socket delivers 2..=61 in order, no gap, no repeat.
     for expected in 2..=61u64 {
-        let m = console.recv_type("message").await;
+        let m = console
+            .recv_where(&format!("message {expected}"), |f| f["type"] == "message")
+            .await;
         assert_eq!(m["message"]["seq"], expected);
     }
-    let h = app.get(&format!("{path}?limit=500"), &agent.token).await.expect(200);
-    let seqs: Vec<u64> = h.body["items"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let h = app
+        .get(&format!("{path}?limit=500"), &agent.token)
+        .await
+        .expect(200);
+    let seqs: Vec<u64> = h.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (1..=61).collect::<Vec<_>>());
 }
 
 async fn sockets_without_valid_credentials_are_refused(b: Backend) {
     let (_env, app, _admin, _agent, chat) = setup(b, &[]).await;
     let base = app.ws_base();
-    assert_eq!(Ws::try_connect(&format!("{base}/ws/agent")).await.err(), Some(401));
-    assert_eq!(Ws::try_connect(&format!("{base}/ws/agent?token=pls_nope")).await.err(), Some(401));
-    assert_eq!(Ws::try_connect(&format!("{base}/ws/visitor")).await.err(), Some(401));
-    assert_eq!(Ws::try_connect(&format!("{base}/ws/visitor?token=plv_nope")).await.err(), Some(401));
+    assert_eq!(
+        Ws::try_connect(&format!("{base}/ws/agent")).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        Ws::try_connect(&format!("{base}/ws/agent?token=pls_nope"))
+            .await
+            .err(),
+        Some(401)
+    );
+    assert_eq!(
+        Ws::try_connect(&format!("{base}/ws/visitor")).await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        Ws::try_connect(&format!("{base}/ws/visitor?token=plv_nope"))
+            .await
+            .err(),
+        Some(401)
+    );
     // A widget session on a channel that is not a chat channel, or does not exist.
     app.request(
         Method::POST,

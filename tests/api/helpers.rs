@@ -539,7 +539,10 @@ impl Ws {
     pub async fn recv_type(&mut self, ty: &str) -> Value {
         let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
         loop {
-            assert!(tokio::time::Instant::now() < deadline, "no {ty} frame in time");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {ty} frame in time"
+            );
             let f = self.recv().await;
             if f["type"] == ty {
                 return f;
@@ -551,7 +554,10 @@ impl Ws {
     pub async fn recv_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
         loop {
-            assert!(tokio::time::Instant::now() < deadline, "no frame where {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no frame where {what}"
+            );
             let f = self.recv().await;
             if pred(&f) {
                 return f;
@@ -664,11 +670,17 @@ impl TestApp {
     /// Open an agent socket, and wait until it is live (its own presence comes back,
     /// which proves its workspace subscription is in place).
     pub async fn agent_ws(&self, session: &Session) -> Ws {
-        let mut ws =
-            Ws::connect(&format!("{}/ws/agent?token={}", self.ws_base(), session.token)).await;
+        let mut ws = Ws::connect(&format!(
+            "{}/ws/agent?token={}",
+            self.ws_base(),
+            session.token
+        ))
+        .await;
         let me = session.id();
-        ws.recv_where("own presence", |f| f["type"] == "presence" && f["user_id"] == me)
-            .await;
+        ws.recv_where("own presence", |f| {
+            f["type"] == "presence" && f["user_id"] == me
+        })
+        .await;
         ws
     }
 }

@@ -556,6 +556,23 @@ impl Session {
         if !matches!(self.peer, Peer::Agent { .. }) {
             return self.error(ErrorCode::Forbidden, "only agents have presence", None, ctx);
         }
+        if status != self.status {
+            // The old entry names the old status: drop it before adding the new one.
+            if let Peer::Agent {
+                workspace_id,
+                user_id,
+                ..
+            } = &self.peer
+            {
+                let backplane = self.engine.backplane.clone();
+                let key = presence_key(workspace_id, user_id);
+                let old = format!("{}\t{}", self.id, status_str(self.status));
+                async move { backplane.set_remove(&key, &old).await }
+                    .into_actor(self)
+                    .map(|_, _, _| {})
+                    .wait(ctx);
+            }
+        }
         self.status = status;
         self.refresh_presence(ctx);
     }
