@@ -88,14 +88,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let host = settings.server.host.clone();
     let app = Application::build(settings).await?;
-    let handle = app.handle();
+    let handle = app.shutdown_handle();
     actix_web::rt::spawn(async move {
-        let which = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         };
-        tracing::info!(signal = which, "Shutting down gracefully");
-        handle.stop(true).await;
+        // Stop first, log after: logging must not be able to prevent the shutdown.
+        handle.stop().await;
     });
     eprintln!(
         "parley: listening on http://{host}:{} (Ctrl-C to stop)",

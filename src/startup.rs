@@ -71,6 +71,22 @@ pub struct Application {
     port: u16,
     server: Server,
     db: Db,
+    engine: Engine,
+}
+
+/// Stops a running node gracefully.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    server: actix_web::dev::ServerHandle,
+    engine: Engine,
+}
+
+impl ShutdownHandle {
+    /// Close sockets with 1001, then stop serving (waiting for in-flight requests).
+    pub async fn stop(&self) {
+        self.engine.close_sessions(Duration::from_secs(2)).await;
+        self.server.stop(true).await;
+    }
 }
 
 impl Application {
@@ -129,6 +145,7 @@ impl Application {
             settings.auth.login_per_ip_per_minute,
             settings.auth.login_per_account_per_minute,
         );
+        let engine_handle = engine.clone();
         let state = web::Data::new(AppState {
             db: db.clone(),
             settings: settings.clone(),
@@ -204,6 +221,7 @@ impl Application {
             port: addr.port(),
             server,
             db,
+            engine: engine_handle,
         })
     }
 
@@ -215,6 +233,15 @@ impl Application {
     /// A handle that can stop the server (tests use it to simulate a restart).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+
+    /// A handle that stops the node gracefully: sockets are closed with 1001 (going
+    /// away) so clients resume elsewhere, then in-flight requests finish.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            server: self.server.handle(),
+            engine: self.engine.clone(),
+        }
     }
 
     /// Serve until SIGINT/SIGTERM (or the handle) stops the server, then close the store.

@@ -258,7 +258,7 @@ impl TestEnv {
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             client: client(),
-            handle,
+            handle: Some(handle),
         }
     }
 }
@@ -278,7 +278,7 @@ pub struct TestApp {
     pub address: String,
     /// A client without credentials.
     pub client: reqwest::Client,
-    handle: actix_web::dev::ServerHandle,
+    handle: Option<actix_web::dev::ServerHandle>,
 }
 
 /// An HTTP answer, read whole.
@@ -357,7 +357,9 @@ impl TestApp {
 
     /// Stop the server (graceful), as a restart would.
     pub async fn stop(self) {
-        self.handle.stop(true).await;
+        if let Some(h) = self.handle {
+            h.stop(true).await;
+        }
     }
 
     /// Send a request with an optional bearer token and JSON body.
@@ -480,6 +482,8 @@ pub struct Ws {
     stream: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    /// Frames passed over by `recv_where`, kept for later reads in arrival order.
+    backlog: std::collections::VecDeque<Value>,
 }
 
 /// How long any wait for a frame may take before the test fails.
@@ -497,7 +501,10 @@ impl Ws {
     /// Connect, or return the HTTP status that refused the handshake.
     pub async fn try_connect(url: &str) -> Result<Ws, u16> {
         match tokio_tungstenite::connect_async(url).await {
-            Ok((stream, _)) => Ok(Ws { stream }),
+            Ok((stream, _)) => Ok(Ws {
+                stream,
+                backlog: Default::default(),
+            }),
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
             Err(e) => panic!("WebSocket connect failed: {e}"),
         }
@@ -519,6 +526,13 @@ impl Ws {
 
     /// The next JSON frame (pings answered, waits at most [`FRAME_TIMEOUT`]).
     pub async fn recv(&mut self) -> Value {
+        if let Some(f) = self.backlog.pop_front() {
+            return f;
+        }
+        self.read().await
+    }
+
+    async fn read(&mut self) -> Value {
         use futures_util::StreamExt as _;
         use tokio_tungstenite::tungstenite::Message;
         loop {
@@ -535,33 +549,28 @@ impl Ws {
         }
     }
 
-    /// The next frame of type `ty`, skipping others (presence, viewers, …) on the way.
+    /// The next frame of type `ty`; frames of other types (presence, viewers, …) are
+    /// kept for later reads.
     pub async fn recv_type(&mut self, ty: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
-        loop {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {ty} frame in time"
-            );
-            let f = self.recv().await;
-            if f["type"] == ty {
-                return f;
-            }
-        }
+        self.recv_where(ty, |f| f["type"] == ty).await
     }
 
-    /// The next frame matching `pred`, skipping others.
+    /// The first frame matching `pred`; the others are kept for later reads.
     pub async fn recv_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i).expect("index in range");
+        }
         let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
         loop {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "no frame where {what}"
             );
-            let f = self.recv().await;
+            let f = self.read().await;
             if pred(&f) {
                 return f;
             }
+            self.backlog.push_back(f);
         }
     }
 
@@ -682,5 +691,145 @@ impl TestApp {
         })
         .await;
         ws
+    }
+}
+
+/// A `parley` process (a real node), killed when dropped.
+pub struct Node {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    child: std::process::Child,
+}
+
+impl Node {
+    /// Start the binary on `env`'s settings (plus `extra` overrides).
+    pub fn spawn(env: &TestEnv, extra: &[(&str, &str)]) -> Node {
+        use std::io::{BufRead as _, BufReader};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_parley"));
+        cmd.envs(env.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("parley starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent && let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the node printed its address");
+        Node {
+            address: format!("http://{addr}"),
+            child,
+        }
+    }
+
+    /// The node as a `TestApp`-like client target.
+    pub fn app(&self) -> TestApp {
+        TestApp {
+            address: self.address.clone(),
+            client: client(),
+            handle: None,
+        }
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A private `redis-server` on a free port (for tests that restart Redis).
+pub struct RedisServer {
+    /// Its port.
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    /// Start one and wait until it answers.
+    pub async fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut s = RedisServer { port, child: None };
+        s.restart().await;
+        s
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kill it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stop (if running) and start again on the same port, empty.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(client) = redis::Client::open(self.url().as_str())
+                && let Ok(mut c) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

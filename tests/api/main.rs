@@ -12,4 +12,5 @@ mod bad_input;
 mod engine;
 mod errors;
 mod isolation;
+mod multinode;
 mod system;

@@ -17,6 +17,13 @@
 //! An event reaches this node's subscribers only through Redis, never by a local
 //! shortcut, so each subscriber sees it exactly once whichever node published it.
 //!
+//! [`Backplane::subscribe`] cannot wait (it is not async): it returns at once and the
+//! subscription takes effect when Redis confirms the `SUBSCRIBE`, usually well under a
+//! millisecond later; an event published in between is not delivered. Callers that
+//! must not miss it use [`RedisBackplane::subscribe_confirmed`]. A call that fails
+//! with `Unavailable` because Redis did not answer in time may still take effect
+//! later (a hung Redis runs the command when it wakes up).
+//!
 //! Every key and channel is prefixed with the `key_prefix` given to
 //! [`RedisBackplane::connect`], so several deployments (or test runs) can share one
 //! Redis. Ephemeral sets are sorted sets scored by expiry time in milliseconds; the
@@ -203,7 +210,7 @@ impl RedisBackplane {
             active: HashSet::new(),
         };
         let task = tokio::spawn(subscriber.run(pubsub));
-        tracing::info!(key_prefix, "Redis backplane connected");
+        tracing::info!(key_prefix = %key_prefix, "Redis backplane connected");
         Ok(Self {
             prefix: key_prefix.to_owned(),
             commands,

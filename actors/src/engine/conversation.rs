@@ -660,8 +660,13 @@ impl Handler<Unsubscribe> for ConversationActor {
 impl Handler<Post> for ConversationActor {
     type Result = ResponseActFuture<Self, Result<Appended, EngineError>>;
 
-    fn handle(&mut self, msg: Post, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut msg: Post, _ctx: &mut Context<Self>) -> Self::Result {
         self.last_activity = Instant::now();
+        // A message is written in its conversation's channel (an agent's reply to an
+        // email conversation is an email).
+        if let Some(record) = &self.record {
+            msg.message.channel = record.channel;
+        }
         let writer = self.writer.clone();
         let origin = msg.origin;
         Box::pin(

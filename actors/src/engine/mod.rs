@@ -87,6 +87,10 @@ pub struct Engine {
     pub writer: Addr<writer::Writer>,
     /// Rate limit on visitors' messages, keyed by visitor id.
     pub visitor_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    /// Set to true at shutdown: every session closes with 1001 (going away).
+    pub shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Sessions open on this node.
+    pub sessions: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -122,6 +126,20 @@ impl Engine {
             hub,
             writer,
             visitor_limiter,
+            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
+            sessions: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        }
+    }
+
+    /// Close every session of this node with 1001 (going away) so that clients
+    /// reconnect, to any node, and resume; waits (up to `within`) until they are gone.
+    pub async fn close_sessions(&self, within: Duration) {
+        self.shutdown.send_replace(true);
+        let deadline = tokio::time::Instant::now() + within;
+        while self.sessions.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -153,6 +171,11 @@ pub fn workspace_topic(id: &str) -> String {
 /// The ephemeral set of a conversation's viewers (members `user_id\tname\tsession`).
 pub fn viewers_key(conversation_id: &str) -> String {
     format!("viewers:{conversation_id}")
+}
+
+/// The ephemeral set of a workspace's present users (members: user ids).
+pub fn online_key(workspace_id: &str) -> String {
+    format!("online:{workspace_id}")
 }
 
 /// The ephemeral set of a user's sessions (members `session\tstatus`).

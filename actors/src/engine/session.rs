@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::prelude::*;
 use tokio::sync::mpsc;
@@ -23,7 +22,7 @@ use super::conversation::{
 };
 use super::events::WsEvent;
 use super::hub::GetConversation;
-use super::{Engine, EngineError, presence_key, viewers_key, workspace_topic};
+use super::{Engine, EngineError, online_key, presence_key, viewers_key, workspace_topic};
 use crate::backplane::Payload;
 use crate::protocol::{
     Channel, ClientFrame, ConversationEvent, ErrorCode, Participant, ParticipantKind,
@@ -39,8 +38,6 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_TIMEOUT: u16 = 4000;
 /// Longest `client_id`, in characters.
 pub const MAX_CLIENT_ID: usize = 100;
-
-static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// What the socket layer must write.
 #[derive(Debug, Clone)]
@@ -122,7 +119,8 @@ impl Session {
     /// A session for `peer`, writing to `out`.
     pub fn new(engine: Engine, peer: Peer, out: mpsc::Sender<Outbound>) -> Self {
         Self {
-            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            // Random, not a counter: session ids name entries in sets shared by nodes.
+            id: uuid::Uuid::new_v4().as_u64_pair().0,
             engine,
             peer,
             out,
@@ -593,8 +591,10 @@ impl Session {
         let ttl = self.engine.config.presence_ttl;
         let topic = workspace_topic(workspace_id);
         let user_id = user_id.clone();
+        let online = online_key(workspace_id);
         async move {
             backplane.set_add(&key, &member, ttl).await?;
+            backplane.set_add(&online, &user_id, ttl).await?;
             announce_presence(&*backplane, &key, &topic, &user_id).await
         }
         .into_actor(self)
@@ -633,6 +633,35 @@ impl Session {
         }
         .into_actor(self)
         .map(|_, _, _| {})
+        .spawn(ctx);
+    }
+
+    /// Tell a newly connected console who is present now.
+    fn presence_snapshot(&mut self, ctx: &mut Context<Self>) {
+        let Peer::Agent { workspace_id, .. } = &self.peer else {
+            return;
+        };
+        let backplane = self.engine.backplane.clone();
+        let workspace_id = workspace_id.clone();
+        async move {
+            let mut out = Vec::new();
+            for user_id in backplane.set_members(&online_key(&workspace_id)).await? {
+                let members = backplane
+                    .set_members(&presence_key(&workspace_id, &user_id))
+                    .await?;
+                out.push((user_id, aggregate(&members)));
+            }
+            Ok::<_, crate::backplane::BackplaneError>(out)
+        }
+        .into_actor(self)
+        .map(|result, act, ctx| match result {
+            Ok(users) => {
+                for (user_id, status) in users {
+                    act.on_workspace_event(WsEvent::Presence { user_id, status }, ctx);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Presence snapshot failed"),
+        })
         .spawn(ctx);
     }
 
@@ -675,6 +704,18 @@ impl Session {
     }
 }
 
+/// A user's status from their sessions' entries: online if any session is online,
+/// away if all are away, offline if none is left.
+fn aggregate(members: &[String]) -> PresenceState {
+    if members.iter().any(|m| m.ends_with("\tonline")) {
+        PresenceState::Online
+    } else if members.is_empty() {
+        PresenceState::Offline
+    } else {
+        PresenceState::Away
+    }
+}
+
 fn status_str(s: PresenceStatus) -> &'static str {
     match s {
         PresenceStatus::Online => "online",
@@ -691,13 +732,7 @@ async fn announce_presence(
     user_id: &str,
 ) -> Result<(), crate::backplane::BackplaneError> {
     let members = backplane.set_members(key).await?;
-    let status = if members.iter().any(|m| m.ends_with("\tonline")) {
-        PresenceState::Online
-    } else if members.is_empty() {
-        PresenceState::Offline
-    } else {
-        PresenceState::Away
-    };
+    let status = aggregate(&members);
     let event = WsEvent::Presence {
         user_id: user_id.to_owned(),
         status,
@@ -715,6 +750,12 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         metrics::gauge!("parley_ws_sessions").increment(1.0);
+        self.engine
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ctx.add_stream(tokio_stream::wrappers::WatchStream::new(
+            self.engine.shutdown.subscribe(),
+        ));
         let rx = self
             .engine
             .backplane
@@ -723,6 +764,7 @@ impl Actor for Session {
         match &self.peer {
             Peer::Agent { .. } => {
                 self.refresh_presence(ctx);
+                self.presence_snapshot(ctx);
                 ctx.run_interval(self.engine.config.heartbeat, |act, ctx| {
                     act.refresh_presence(ctx);
                     act.sweep_presence(ctx);
@@ -776,6 +818,9 @@ impl Actor for Session {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         metrics::gauge!("parley_ws_sessions").decrement(1.0);
+        self.engine
+            .sessions
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -801,6 +846,20 @@ impl Handler<Deliver> for Session {
     fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) {
         self.push(msg.frame, ctx);
     }
+}
+
+impl StreamHandler<bool> for Session {
+    fn handle(&mut self, shutting_down: bool, ctx: &mut Context<Self>) {
+        if shutting_down {
+            self.close(
+                CLOSE_GOING_AWAY,
+                "server shutting down: reconnect and resume",
+                ctx,
+            );
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 impl Handler<Disconnect> for Session {

@@ -18,6 +18,10 @@ pub struct Append {
 
 type Waiter = oneshot::Sender<Result<Appended, EngineError>>;
 
+/// Appends waiting for a commit, at most; past that the writer refuses (bounded memory:
+/// the store is not keeping up and clients retry with the same `client_id`).
+pub const MAX_PENDING: usize = 20_000;
+
 /// The node's writer.
 pub struct Writer {
     store: SharedStore,
@@ -97,6 +101,14 @@ impl Handler<Append> for Writer {
     type Result = ResponseFuture<Result<Appended, EngineError>>;
 
     fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) -> Self::Result {
+        if self.pending.len() >= MAX_PENDING {
+            metrics::counter!("parley_writer_rejected_total").increment(1);
+            return Box::pin(async {
+                Err(EngineError::Unavailable(
+                    "the store is behind; retry with the same client_id".into(),
+                ))
+            });
+        }
         let (tx, rx) = oneshot::channel();
         self.pending.push((msg.message, tx));
         self.flush(ctx);
