@@ -82,23 +82,25 @@ pub async fn create_session(
         .await?
         .filter(|c| c.kind == "chat")
         .ok_or_else(|| ApiError::not_found("chat channel"))?;
-    if let Some(token) = b.visitor_token.as_deref() {
-        if let Some(v) = visitors::find(state.db.pool(), &auth::token_hash(token))
+    let known = match b.visitor_token.as_deref() {
+        Some(token) => visitors::find(state.db.pool(), &auth::token_hash(token))
             .await?
             .filter(|v| v.channel_id == channel.id)
-        {
-            visitors::touch(state.db.pool(), &v.id, &b.page_url).await?;
-            let conversation_ids =
-                visitors::open_conversations(state.db.pool(), &v.contact_id, &v.channel_id).await?;
-            return Ok(HttpResponse::Ok().json(VisitorSession {
-                visitor_token: token.to_owned(),
-                visitor_id: v.id,
-                contact_id: v.contact_id,
-                channel_id: v.channel_id,
-                conversation_ids,
-                new_visitor: false,
-            }));
-        }
+            .map(|v| (token.to_owned(), v)),
+        None => None,
+    };
+    if let Some((token, v)) = known {
+        visitors::touch(state.db.pool(), &v.id, &b.page_url).await?;
+        let conversation_ids =
+            visitors::open_conversations(state.db.pool(), &v.contact_id, &v.channel_id).await?;
+        return Ok(HttpResponse::Ok().json(VisitorSession {
+            visitor_token: token,
+            visitor_id: v.id,
+            contact_id: v.contact_id,
+            channel_id: v.channel_id,
+            conversation_ids,
+            new_visitor: false,
+        }));
     }
     let token = auth::new_token(VISITOR_PREFIX);
     let user_agent: String = req

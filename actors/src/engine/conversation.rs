@@ -120,6 +120,9 @@ pub struct ViewersChanged;
 #[rtype(result = "()")]
 pub struct InjectFault;
 
+/// Work that waits until the actor has rehydrated.
+type WhenReady = Box<dyn FnOnce(&mut ConversationActor, &mut Context<ConversationActor>)>;
+
 struct Sub {
     recipient: Recipient<Deliver>,
     audience: Audience,
@@ -146,7 +149,7 @@ pub struct ConversationActor {
     last_typing_publish: HashMap<String, Instant>,
     viewers: Vec<Viewer>,
     last_activity: Instant,
-    waiting: Vec<Box<dyn FnOnce(&mut Self, &mut Context<Self>)>>,
+    waiting: Vec<WhenReady>,
 }
 
 impl std::fmt::Debug for ConversationActor {
@@ -512,6 +515,11 @@ impl Actor for ConversationActor {
         let heartbeat = self.config.heartbeat;
         ctx.run_interval(heartbeat, |act, ctx| {
             act.refresh_viewers(ctx);
+            // Safety net for events lost while the backplane was down: with anyone
+            // listening, read what the store has past what was delivered.
+            if act.ready && !act.missing && !act.subs.is_empty() && act.gap_timer.is_none() {
+                act.fill_gap(ctx);
+            }
             let idle = act.last_activity.elapsed() >= act.config.idle_passivate;
             if act.subs.is_empty() && act.typing.is_empty() && idle {
                 tracing::debug!(conversation_id = %act.id, "Passivating idle conversation");
