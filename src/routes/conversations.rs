@@ -5,12 +5,16 @@
 use actix_web::{HttpResponse, get, post, web};
 use parley_actors::engine::EngineError;
 use parley_actors::engine::conversation::{InjectFault, Post};
+use parley_actors::engine::events::WsEvent;
 use parley_actors::engine::hub::GetConversation;
+use parley_actors::engine::workspace_topic;
 use parley_actors::protocol::{
-    Channel, ConversationObject, MessageObject, Participant, ParticipantKind, SendKind,
+    Channel, ConversationEvent, ConversationObject, ConversationStatus, MessageObject, Participant,
+    ParticipantKind, SendKind,
 };
 use parley_actors::store::{Appended, ConversationRecord, NewMessage};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -18,7 +22,7 @@ use super::ListResponse;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::startup::AppState;
-use crate::store::{MAX_PAGE, engine as sql, inboxes};
+use crate::store::{MAX_PAGE, audit, engine as sql, inboxes, users};
 
 /// Register this module's routes.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -26,6 +30,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_conversation)
         .service(list_messages)
         .service(post_message)
+        .service(assign)
+        .service(close)
+        .service(reopen)
         .service(inject_fault);
 }
 
@@ -313,6 +320,155 @@ pub async fn post_message(
         }
         Err(e) => Err(ApiError::new(ErrorCode::Unavailable, e.to_string())),
     }
+}
+
+/// Tell every node's consoles (and the visitor) what happened to a conversation.
+async fn announce(state: &AppState, event: ConversationEvent, record: &ConversationRecord) {
+    let payload = serde_json::to_string(&WsEvent::Conversation {
+        event,
+        conversation: record.to_object(),
+    })
+    .unwrap_or_default();
+    if let Err(e) = state
+        .engine
+        .backplane
+        .publish(&workspace_topic(&record.workspace_id), payload.into())
+        .await
+    {
+        tracing::warn!(error = %e, "Could not announce a conversation change");
+    }
+}
+
+/// Who to assign.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// An active member of the conversation's inbox, or `null` to unassign.
+    pub user_id: Option<String>,
+}
+
+/// Assign, reassign or unassign a conversation (admins, or members of its inbox).
+/// Emits `conversation {event: "assigned"}` to consoles and the visitor, and an audit
+/// entry saying who routed it to whom.
+#[utoipa::path(tag = "conversations", request_body = AssignRequest,
+    params(("id" = String, Path, description = "Conversation id")), responses(
+    (status = 200, body = Object, description = "The conversation now"),
+    (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("bearer" = []), ("cookie" = [])))]
+#[post("/conversations/{id}/assign")]
+#[tracing::instrument(skip_all, fields(user_id = %principal.user.id, conversation_id = %id))]
+pub async fn assign(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+    body: crate::extract::Json<AssignRequest>,
+) -> ApiResult<web::Json<ConversationObject>> {
+    let mut record = visible(&state, &principal, &id).await?;
+    let ws = principal.workspace_id();
+    if let Some(user_id) = &body.user_id {
+        let user = users::get(state.db.pool(), ws, user_id)
+            .await?
+            .filter(|u| u.active)
+            .ok_or_else(|| ApiError::Validation(format!("user_id: no active user {user_id:?}")))?;
+        if !inboxes::is_member(state.db.pool(), ws, &record.inbox_id, &user.id).await? {
+            return Err(ApiError::Validation(
+                "user_id: the assignee must be a member of the conversation's inbox".into(),
+            ));
+        }
+    }
+    let before = record.assignee_id.clone();
+    let mut tx = state.db.pool().begin().await?;
+    sql::set_assignee(&mut *tx, ws, &record.id, body.user_id.as_deref()).await?;
+    let reason = if body.user_id.as_deref() == Some(principal.user.id.as_str()) {
+        format!("taken over by {}", principal.user.id)
+    } else {
+        format!("manual by {}", principal.user.id)
+    };
+    audit::record(
+        &mut *tx,
+        audit::Entry {
+            workspace_id: ws,
+            actor_id: Some(&principal.user.id),
+            action: "conversation.assigned",
+            target_type: "conversation",
+            target_id: &record.id,
+            details: json!({"from": before, "to": body.user_id, "reason": reason}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    record.assignee_id = body.user_id.clone();
+    metrics::counter!("parley_assignments_total", "reason" => "manual").increment(1);
+    announce(&state, ConversationEvent::Assigned, &record).await;
+    Ok(web::Json(record.to_object()))
+}
+
+async fn set_status(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    status: ConversationStatus,
+) -> ApiResult<ConversationObject> {
+    let mut record = visible(state, principal, id).await?;
+    if record.status == status {
+        return Ok(record.to_object());
+    }
+    let ws = principal.workspace_id();
+    let (action, event) = match status {
+        ConversationStatus::Closed => ("conversation.closed", ConversationEvent::Closed),
+        ConversationStatus::Open => ("conversation.reopened", ConversationEvent::Reopened),
+    };
+    let mut tx = state.db.pool().begin().await?;
+    sql::set_status(&mut *tx, ws, &record.id, status).await?;
+    audit::record(
+        &mut *tx,
+        audit::Entry {
+            workspace_id: ws,
+            actor_id: Some(&principal.user.id),
+            action,
+            target_type: "conversation",
+            target_id: &record.id,
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    record.status = status;
+    announce(state, event, &record).await;
+    Ok(record.to_object())
+}
+
+/// Close a conversation (admins, or members of its inbox). Idempotent.
+#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
+    (status = 200, body = Object, description = "The conversation now"),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("bearer" = []), ("cookie" = [])))]
+#[post("/conversations/{id}/close")]
+pub async fn close(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<ConversationObject>> {
+    Ok(web::Json(
+        set_status(&state, &principal, &id, ConversationStatus::Closed).await?,
+    ))
+}
+
+/// Reopen a conversation (admins, or members of its inbox). Idempotent.
+#[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
+    (status = 200, body = Object, description = "The conversation now"),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("bearer" = []), ("cookie" = [])))]
+#[post("/conversations/{id}/reopen")]
+pub async fn reopen(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<ConversationObject>> {
+    Ok(web::Json(
+        set_status(&state, &principal, &id, ConversationStatus::Open).await?,
+    ))
 }
 
 /// Test only: crash the conversation's actors (404 unless `engine.fault_injection`).

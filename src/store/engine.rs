@@ -283,3 +283,44 @@ impl Store for SqlStore {
             .map_err(err)
     }
 }
+
+/// Set (or clear) a conversation's assignee; `None` when there is no such conversation.
+pub async fn set_assignee<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    id: &str,
+    assignee_id: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE conversations SET assignee_id = $1, updated_at = $2 \
+         WHERE workspace_id = $3 AND id = $4",
+    )
+    .bind(assignee_id)
+    .bind(now_ms())
+    .bind(workspace_id)
+    .bind(id)
+    .execute(exec)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Open or close a conversation; false when there is no such conversation.
+pub async fn set_status<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    id: &str,
+    status: ConversationStatus,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE conversations SET status = $1, updated_at = $2 WHERE workspace_id = $3 AND id = $4",
+    )
+    .bind(enum_str(&status))
+    .bind(now_ms())
+    .bind(workspace_id)
+    .bind(id)
+    .execute(exec)
+    .await?
+    .rows_affected()
+        > 0)
+}

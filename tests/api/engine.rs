@@ -739,3 +739,113 @@ async fn sockets_without_valid_credentials_are_refused(b: Backend) {
     .expect_problem(404, "not_found");
     let _ = chat;
 }
+
+on_both_stores!(assigning_closing_and_reopening_reach_consoles_and_the_visitor);
+
+async fn assigning_closing_and_reopening_reach_consoles_and_the_visitor(b: Backend) {
+    let (_env, app, admin, agent, chat) = setup(b, &[]).await;
+    let outsider = app.agent(&admin, "eve@acme.test").await;
+    let mut console = app.agent_ws(&agent).await;
+    let mut visitor = app.visitor(&chat).await;
+    let (conv, _) = first_message(&mut visitor.ws, "hi").await;
+    console.recv_type("conversation").await; // created
+
+    let path = format!("/api/v1/conversations/{conv}");
+    // Only active members of the inbox can be assignees.
+    app.post(
+        &format!("{path}/assign"),
+        &admin.token,
+        json!({"user_id": outsider.id()}),
+    )
+    .await
+    .expect_problem(400, "validation_failed");
+    app.post(
+        &format!("{path}/assign"),
+        &admin.token,
+        json!({"user_id": "nobody"}),
+    )
+    .await
+    .expect_problem(400, "validation_failed");
+    app.post(
+        &format!("{path}/assign"),
+        &outsider.token,
+        json!({"user_id": agent.id()}),
+    )
+    .await
+    .expect_problem(404, "not_found");
+
+    let r = app
+        .post(
+            &format!("{path}/assign"),
+            &admin.token,
+            json!({"user_id": agent.id()}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["assignee_id"], agent.id().as_str());
+    let e = console.recv_type("conversation").await;
+    assert_eq!(
+        (e["event"].clone(), e["conversation"]["assignee_id"].clone()),
+        (json!("assigned"), json!(agent.id()))
+    );
+    let v = visitor.ws.recv_type("conversation").await;
+    assert_eq!(v["event"], "assigned");
+
+    app.post(&format!("{path}/close"), &agent.token, json!({}))
+        .await
+        .expect(200);
+    assert_eq!(console.recv_type("conversation").await["event"], "closed");
+    let closed = visitor.ws.recv_type("conversation").await;
+    assert_eq!(
+        (
+            closed["event"].clone(),
+            closed["conversation"]["status"].clone()
+        ),
+        (json!("closed"), json!("closed"))
+    );
+    let listed = app
+        .get("/api/v1/conversations?status=closed", &agent.token)
+        .await
+        .expect(200);
+    assert_eq!(listed.body["items"][0]["id"], conv.as_str());
+
+    app.post(&format!("{path}/reopen"), &agent.token, json!({}))
+        .await
+        .expect(200);
+    assert_eq!(console.recv_type("conversation").await["event"], "reopened");
+    app.post(
+        &format!("{path}/assign"),
+        &agent.token,
+        json!({"user_id": null}),
+    )
+    .await
+    .expect(200);
+    let unassigned = app
+        .get("/api/v1/conversations?assignee=unassigned", &agent.token)
+        .await
+        .expect(200);
+    assert_eq!(unassigned.body["items"][0]["id"], conv.as_str());
+
+    let audit = app.get("/api/v1/audit-log", &admin.token).await.expect(200);
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &actions[..4],
+        [
+            "conversation.assigned",
+            "conversation.reopened",
+            "conversation.closed",
+            "conversation.assigned"
+        ]
+    );
+    assert!(
+        audit.body["items"][3]["details"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("manual by ")
+    );
+}
