@@ -139,30 +139,62 @@ fn bridge(
         .aggregate_continuations()
         .max_continuation_size(MAX_FRAME_BYTES);
     let (tx, rx) = mpsc::channel(state.engine.config.outbound_queue.max(1));
-    let addr = Session::new(state.engine.clone(), peer, tx.clone()).start();
+    let (kill, mut killed) = tokio::sync::watch::channel(None::<(u16, String)>);
+    let kill = std::sync::Arc::new(kill);
+    let addr = Session::new(state.engine.clone(), peer, tx.clone(), kill.clone()).start();
     metrics::counter!("parley_ws_connections_total").increment(1);
 
     // Writer: the session's queue into the socket.
     let mut out_session = session.clone();
     actix_web::rt::spawn(async move {
         let mut rx = rx;
-        let mut close = None;
-        while let Some(item) = rx.recv().await {
-            match item {
-                Outbound::Text(text) => {
-                    if out_session.text(text.to_string()).await.is_err() {
-                        break;
+        let reason = |code: u16, text: String| {
+            Some(CloseReason {
+                code: if code == 1001 {
+                    CloseCode::Away
+                } else if code == 1009 {
+                    CloseCode::Size
+                } else {
+                    CloseCode::Other(code)
+                },
+                description: Some(text),
+            })
+        };
+        // The kill signal is watched while waiting for a frame *and* while writing
+        // one: a client too slow to take the write is exactly the one to close.
+        let mut watching = true;
+        let close = loop {
+            let item = tokio::select! {
+                biased;
+                changed = killed.changed(), if watching => {
+                    match changed.as_ref().ok().and_then(|()| killed.borrow().clone()) {
+                        Some((code, text)) => break reason(code, text),
+                        None => { watching = changed.is_ok(); continue; }
                     }
                 }
-                Outbound::Close(code, reason) => {
-                    close = Some(CloseReason {
-                        code: CloseCode::Other(code),
-                        description: Some(reason),
-                    });
-                    break;
+                item = rx.recv() => item,
+            };
+            match item {
+                Some(Outbound::Text(text)) => {
+                    tokio::select! {
+                        biased;
+                        changed = killed.changed(), if watching => {
+                            match changed.as_ref().ok().and_then(|()| killed.borrow().clone()) {
+                                Some((code, text)) => break reason(code, text),
+                                None => watching = changed.is_ok(),
+                            }
+                        }
+                        sent = out_session.text(text.to_string()) => {
+                            if sent.is_err() {
+                                break None;
+                            }
+                        }
+                    }
                 }
+                Some(Outbound::Close(code, text)) => break reason(code, text),
+                None => break None,
             }
-        }
+        };
         let _ = out_session.close(close).await;
     });
 

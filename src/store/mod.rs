@@ -1,7 +1,8 @@
 //! The durable store: SQLite (embedded default) or PostgreSQL, behind one `sqlx::Any`
 //! pool so that the queries are written once. The schema keeps to the types the two
-//! dialects share through `Any`: TEXT ids (UUIDv7), BIGINT epoch milliseconds, BOOLEAN,
-//! and JSON documents as TEXT. Migrations live in one folder per backend.
+//! dialects share through `Any`: TEXT ids (UUIDv7), BIGINT epoch milliseconds, flags as
+//! BIGINT 0/1 (the Any driver maps no SQLite boolean), and JSON documents as TEXT.
+//! Migrations live in one folder per backend.
 //!
 //! Every query that reads or changes a workspace's records takes the `workspace_id` and
 //! filters on it: the store is where workspace isolation is enforced.

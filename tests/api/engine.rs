@@ -849,3 +849,111 @@ async fn assigning_closing_and_reopening_reach_consoles_and_the_visitor(b: Backe
             .starts_with("manual by ")
     );
 }
+
+on_both_stores!(
+    an_oversize_frame_gets_an_error_and_close_1009_without_disturbing_others,
+    too_many_connections_from_one_address_get_429,
+    a_client_that_cannot_keep_up_is_closed_with_4008,
+);
+
+async fn an_oversize_frame_gets_an_error_and_close_1009_without_disturbing_others(b: Backend) {
+    let (_env, app, _admin, _agent, chat) = setup(b, &[]).await;
+    let mut other = app.visitor(&chat).await;
+    let mut visitor = app.visitor(&chat).await;
+    visitor
+        .ws
+        .send_text(format!(
+            "{{\"type\":\"send\",\"client_id\":\"big\",\"body\":\"{}\"}}",
+            "x".repeat(70_000)
+        ))
+        .await;
+    let e = visitor.ws.recv_type("error").await;
+    assert_eq!(e["code"], "frame_too_large");
+    assert_eq!(visitor.ws.closed().await, Some(1009));
+    let (_, ack) = first_message(&mut other.ws, "still fine").await;
+    assert_eq!(ack["seq"], 1);
+}
+
+async fn too_many_connections_from_one_address_get_429(b: Backend) {
+    let (_env, app, _admin, agent, chat) =
+        setup(b, &[("PARLEY__ENGINE__CONNECTS_PER_IP_PER_MINUTE", "3")]).await;
+    let s = app.visitor_token(&chat.channel_id, None).await; // 1
+    let token = s["visitor_token"].as_str().unwrap().to_owned();
+    let _a = app.visitor_ws(&token).await; // 2
+    let _c = app.agent_ws(&agent).await; // 3
+    let url = format!("{}/ws/visitor?token={token}", app.ws_base());
+    assert_eq!(Ws::try_connect(&url).await.err(), Some(429));
+    let r = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/widget/{}/sessions", chat.channel_id),
+            None,
+            Some(json!({"page_url": ""})),
+        )
+        .await
+        .expect_problem(429, "rate_limited");
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+async fn a_client_that_cannot_keep_up_is_closed_with_4008(b: Backend) {
+    let (_env, app, _admin, agent, chat) =
+        setup(b, &[("PARLEY__ENGINE__OUTBOUND_QUEUE", "2")]).await;
+    let mut visitor = app.visitor(&chat).await;
+    let (conv, _) = first_message(&mut visitor.ws, "hi").await;
+    // The agent's console subscribes and then stops reading.
+    let mut slow = app.agent_ws(&agent).await;
+    slow.send(json!({"type": "resume", "conversation_id": conv, "after_seq": 1}))
+        .await;
+    let body = "y".repeat(9_000);
+    let path = format!("{}/api/v1/conversations/{conv}/messages", app.address);
+    // Enough data to fill the socket buffers and then the queue of 2.
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let (client, path, token, body) = (
+            app.client.clone(),
+            path.clone(),
+            agent.token.clone(),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for i in 0..250 {
+                let r = client
+                    .post(&path)
+                    .bearer_auth(&token)
+                    .json(&json!({"body": body, "client_id": format!("{t}-{i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(slow.closed().await, Some(4008));
+    // Nothing was lost: the whole history is there to resume from.
+    let mut seqs = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = app
+            .get(
+                &format!("/api/v1/conversations/{conv}/messages?after_seq={after}&limit=500"),
+                &agent.token,
+            )
+            .await
+            .expect(200);
+        seqs.extend(
+            page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["seq"].as_u64().unwrap()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(c) => after = c.parse().unwrap(),
+            None => break,
+        }
+    }
+    assert_eq!(seqs, (1..=1001).collect::<Vec<_>>());
+}

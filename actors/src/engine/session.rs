@@ -39,6 +39,9 @@ pub const CLOSE_TIMEOUT: u16 = 4000;
 /// Longest `client_id`, in characters.
 pub const MAX_CLIENT_ID: usize = 100;
 
+/// Closes a socket at once, ahead of anything still queued (the socket layer watches it).
+pub type CloseSignal = std::sync::Arc<tokio::sync::watch::Sender<Option<(u16, String)>>>;
+
 /// What the socket layer must write.
 #[derive(Debug, Clone)]
 pub enum Outbound {
@@ -102,6 +105,7 @@ pub struct Session {
     engine: Engine,
     peer: Peer,
     out: mpsc::Sender<Outbound>,
+    kill: CloseSignal,
     convs: HashMap<String, Addr<ConversationActor>>,
     viewing: Option<String>,
     status: PresenceStatus,
@@ -116,14 +120,16 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// A session for `peer`, writing to `out`.
-    pub fn new(engine: Engine, peer: Peer, out: mpsc::Sender<Outbound>) -> Self {
+    /// A session for `peer`, writing to `out`; `kill` closes the socket ahead of the
+    /// queue (when the queue itself is what is full).
+    pub fn new(engine: Engine, peer: Peer, out: mpsc::Sender<Outbound>, kill: CloseSignal) -> Self {
         Self {
             // Random, not a counter: session ids name entries in sets shared by nodes.
             id: uuid::Uuid::new_v4().as_u64_pair().0,
             engine,
             peer,
             out,
+            kill,
             convs: HashMap::new(),
             viewing: None,
             status: PresenceStatus::Online,
@@ -228,9 +234,8 @@ impl Session {
     fn close(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
         if !self.closed {
             self.closed = true;
-            // The close goes past a full queue: `try_send` may fail, the socket layer
-            // then sees the channel closed when the session stops, and closes too.
-            let _ = self.out.try_send(Outbound::Close(code, reason.to_owned()));
+            // Closing never waits behind a full queue: the signal overtakes it.
+            self.kill.send_replace(Some((code, reason.to_owned())));
         }
         ctx.stop();
     }
