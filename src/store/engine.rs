@@ -324,3 +324,176 @@ pub async fn set_status<'c>(
     .rows_affected()
         > 0)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    //! The SQL store against the in-memory reference: for any sequence of batches, both
+    //! assign the same gap-free `seq`s and treat the same `client_id`s as duplicates.
+
+    use parley_actors::protocol::{Channel, MessageKind};
+    use parley_actors::store::memory::MemoryStore;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::Settings;
+    use crate::store::{channels, inboxes, visitors, workspaces};
+
+    /// One append: which conversation (0..3) and which client id (None = no key).
+    type Op = (usize, Option<u8>);
+
+    fn new_message(ws: &str, conv: &str, client: Option<u8>) -> NewMessage {
+        NewMessage {
+            workspace_id: ws.to_owned(),
+            conversation_id: conv.to_owned(),
+            kind: MessageKind::Message,
+            sender: Participant {
+                kind: ParticipantKind::Visitor,
+                id: "v".into(),
+                name: "Visitor".into(),
+            },
+            body: format!("{client:?}"),
+            attachments: Vec::new(),
+            channel: Channel::Chat,
+            client_id: client.map(|c| format!("c{c}")),
+        }
+    }
+
+    /// (seq, duplicate?) per op, and the stored seqs per conversation.
+    type Run = (Vec<(u64, bool)>, Vec<Vec<u64>>);
+
+    async fn run(store: &dyn Store, ws: &str, convs: &[String], batches: &[Vec<Op>]) -> Run {
+        let mut results = Vec::new();
+        for batch in batches {
+            let msgs = batch
+                .iter()
+                .map(|(c, k)| new_message(ws, &convs[*c], *k))
+                .collect();
+            for r in store.append(msgs).await.unwrap() {
+                results.push(match r {
+                    Appended::New(m) => (m.seq, false),
+                    Appended::Duplicate(m) => (m.seq, true),
+                    Appended::NoConversation => panic!("conversation exists"),
+                });
+            }
+        }
+        let mut stored = Vec::new();
+        for c in convs {
+            let ms = store.messages_after(c, 0, 10_000).await.unwrap();
+            stored.push(ms.iter().map(|m| m.seq).collect());
+        }
+        (results, stored)
+    }
+
+    async fn sqlite_store(dir: &std::path::Path) -> (SqlStore, String, Vec<String>) {
+        let settings = Settings::load_with_env(
+            None,
+            [(
+                "PARLEY__STORAGE__DATA_DIR".to_owned(),
+                dir.display().to_string(),
+            )],
+        )
+        .unwrap();
+        let db = Db::connect(&settings).await.unwrap();
+        db.migrate().await.unwrap();
+        let ws = workspaces::insert(db.pool(), "W").await.unwrap();
+        let mut conn = db.pool().acquire().await.unwrap();
+        let routing = inboxes::Routing {
+            mode: "manual".into(),
+            capacity: None,
+            team_id: None,
+            offline_action: "keep".into(),
+            offline_grace_secs: 0,
+        };
+        let inbox = inboxes::insert(&mut conn, &ws.id, "I", &routing, &[])
+            .await
+            .unwrap();
+        let channel = channels::insert(
+            &mut *conn,
+            &ws.id,
+            &inbox.id,
+            "chat",
+            "C",
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+        let visitor = visitors::create(&mut conn, &ws.id, &channel.id, "h", "", "")
+            .await
+            .unwrap();
+        drop(conn);
+        let store = SqlStore::new(db);
+        let mut convs = Vec::new();
+        for _ in 0..3 {
+            let c = store
+                .create_conversation(NewConversation {
+                    workspace_id: ws.id.clone(),
+                    inbox_id: inbox.id.clone(),
+                    channel_id: channel.id.clone(),
+                    channel: Channel::Chat,
+                    contact_id: visitor.contact_id.clone(),
+                })
+                .await
+                .unwrap();
+            convs.push(c.id);
+        }
+        (store, ws.id, convs)
+    }
+
+    async fn memory_store() -> (MemoryStore, Vec<String>) {
+        let store = MemoryStore::default();
+        let mut convs = Vec::new();
+        for _ in 0..3 {
+            let c = store
+                .create_conversation(NewConversation {
+                    workspace_id: "W".into(),
+                    inbox_id: "I".into(),
+                    channel_id: "C".into(),
+                    channel: Channel::Chat,
+                    contact_id: "K".into(),
+                })
+                .await
+                .unwrap();
+            convs.push(c.id);
+        }
+        (store, convs)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn sql_store_matches_the_reference_and_keeps_seq_gap_free(
+            batches in prop::collection::vec(
+                prop::collection::vec((0usize..3, prop::option::of(0u8..12)), 1..12),
+                1..8,
+            )
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let (sql, mem) = rt.block_on(async {
+                let (sql_store, ws, convs) = sqlite_store(dir.path()).await;
+                let sql = run(&sql_store, &ws, &convs, &batches).await;
+                let (mem_store, mconvs) = memory_store().await;
+                let mem = run(&mem_store, "W", &mconvs, &batches).await;
+                (sql, mem)
+            });
+            prop_assert_eq!(&sql, &mem);
+            for seqs in &sql.1 {
+                let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+                prop_assert_eq!(seqs, &expected);
+            }
+            // Each distinct (conversation, client id) made exactly one message.
+            let mut keys = std::collections::HashSet::new();
+            let mut unkeyed = 0;
+            for (c, k) in batches.iter().flatten() {
+                match k {
+                    Some(k) => { keys.insert((*c, *k)); }
+                    None => unkeyed += 1,
+                }
+            }
+            let stored: usize = sql.1.iter().map(Vec::len).sum();
+            prop_assert_eq!(stored, keys.len() + unkeyed);
+        }
+    }
+}
