@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use parley_actors::backplane::local::LocalBackplane;
-use parley_actors::backplane::{Backplane, SharedBackplane};
+use parley_actors::backplane::SharedBackplane;
 use parley_actors::engine::conversation::{Audience, Deliver, InjectFault, Post, Subscribe};
 use parley_actors::engine::events::ConvEvent;
 use parley_actors::engine::hub::GetConversation;
