@@ -82,6 +82,18 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     /// Connections in the pool.
     pub max_connections: u32,
+    /// SQLite `synchronous` pragma: `full` or `normal`.
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// How hard SQLite syncs commits to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSynchronous {
+    /// Sync every commit: durable across power loss.
+    Full,
+    /// Sync at checkpoints: durable across process crashes only.
+    Normal,
 }
 
 /// `[redis]`.

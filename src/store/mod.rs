@@ -68,13 +68,19 @@ impl Db {
             .max_connections(settings.database.max_connections)
             .acquire_timeout(Duration::from_secs(10));
         if kind == DatabaseKind::Sqlite {
-            pool_options = pool_options.after_connect(|conn, _meta| {
+            let pragmas = match settings.database.sqlite_synchronous {
+                crate::config::SqliteSynchronous::Full => {
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+                }
+                crate::config::SqliteSynchronous::Normal => {
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+                }
+            };
+            pool_options = pool_options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                    )
-                    .await?;
+                    conn.execute(pragmas).await?;
                     Ok(())
                 })
             });
