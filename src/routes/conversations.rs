@@ -122,35 +122,20 @@ pub async fn list_conversations(
     } else {
         principal.user.id.as_str()
     };
-    let rows = sqlx::query(
-        "SELECT c.id AS id, c.workspace_id AS workspace_id, c.inbox_id AS inbox_id, \
-         c.channel_id AS channel_id, ch.kind AS channel, c.contact_id AS contact_id, \
-         c.status AS status, c.assignee_id AS assignee_id, c.created_at AS created_at, \
-         c.last_message_at AS last_message_at, c.last_seq AS last_seq \
-         FROM conversations c JOIN channels ch ON ch.id = c.channel_id \
-         WHERE c.workspace_id = $1 \
-         AND ($2 = '' OR c.id < $2) \
-         AND ($3 = '' OR c.status = $3) \
-         AND ($4 = '' OR c.inbox_id = $4) \
-         AND ($5 = '' OR ch.kind = $5) \
-         AND ($6 = '' OR ($6 = 'unassigned' AND c.assignee_id IS NULL) OR c.assignee_id = $6) \
-         AND ($7 = '' OR c.inbox_id IN (SELECT inbox_id FROM inbox_members WHERE user_id = $7)) \
-         ORDER BY c.id DESC LIMIT $8",
+    let records = sql::list_conversations(
+        state.db.pool(),
+        &sql::ConversationFilter {
+            workspace_id: principal.workspace_id(),
+            before_id: &before,
+            status: q.status.as_deref().unwrap_or_default(),
+            inbox_id: q.inbox_id.as_deref().unwrap_or_default(),
+            channel: q.channel.as_deref().unwrap_or_default(),
+            assignee: &assignee,
+            member_of: member,
+        },
+        limit + 1,
     )
-    .bind(principal.workspace_id())
-    .bind(&before)
-    .bind(q.status.unwrap_or_default())
-    .bind(q.inbox_id.unwrap_or_default())
-    .bind(q.channel.unwrap_or_default())
-    .bind(&assignee)
-    .bind(member)
-    .bind(limit + 1)
-    .fetch_all(state.db.pool())
     .await?;
-    let records = rows
-        .iter()
-        .map(sql::conversation_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
     let page = crate::store::Page::from_rows(records, limit, |c| &c.id);
     Ok(web::Json(ListResponse::from_page(page, |c| c.to_object())))
 }

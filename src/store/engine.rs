@@ -117,6 +117,58 @@ pub async fn get_conversation<'c>(
     .transpose()
 }
 
+/// Which conversations to list; empty strings mean "any".
+#[derive(Debug)]
+pub struct ConversationFilter<'a> {
+    /// Workspace (required).
+    pub workspace_id: &'a str,
+    /// Keyset cursor: only ids below this one.
+    pub before_id: &'a str,
+    /// `open` or `closed`.
+    pub status: &'a str,
+    /// One inbox.
+    pub inbox_id: &'a str,
+    /// One channel kind.
+    pub channel: &'a str,
+    /// A user id, or `unassigned`.
+    pub assignee: &'a str,
+    /// Only inboxes this user is a member of.
+    pub member_of: &'a str,
+}
+
+/// Conversations matching `f`, newest first.
+pub async fn list_conversations<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    f: &ConversationFilter<'_>,
+    limit: i64,
+) -> Result<Vec<ConversationRecord>, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations c \
+         JOIN channels ch ON ch.id = c.channel_id \
+         WHERE c.workspace_id = $1 \
+         AND ($2 = '' OR c.id < $2) \
+         AND ($3 = '' OR c.status = $3) \
+         AND ($4 = '' OR c.inbox_id = $4) \
+         AND ($5 = '' OR ch.kind = $5) \
+         AND ($6 = '' OR ($6 = 'unassigned' AND c.assignee_id IS NULL) OR c.assignee_id = $6) \
+         AND ($7 = '' OR c.inbox_id IN (SELECT inbox_id FROM inbox_members WHERE user_id = $7)) \
+         ORDER BY c.id DESC LIMIT $8"
+    )))
+    .bind(f.workspace_id)
+    .bind(f.before_id)
+    .bind(f.status)
+    .bind(f.inbox_id)
+    .bind(f.channel)
+    .bind(f.assignee)
+    .bind(f.member_of)
+    .bind(limit)
+    .fetch_all(exec)
+    .await?
+    .iter()
+    .map(conversation_from_row)
+    .collect()
+}
+
 /// Messages after `after_seq`, oldest first.
 pub async fn messages_after<'c>(
     exec: impl Executor<'c, Database = Any>,
