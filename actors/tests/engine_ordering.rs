@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use parley_actors::backplane::local::LocalBackplane;
 use parley_actors::backplane::SharedBackplane;
+use parley_actors::backplane::local::LocalBackplane;
 use parley_actors::engine::conversation::{Audience, Deliver, InjectFault, Post, Subscribe};
 use parley_actors::engine::events::ConvEvent;
 use parley_actors::engine::hub::GetConversation;
@@ -247,4 +247,63 @@ async fn a_failing_store_answers_an_error_and_stores_nothing() {
         .unwrap();
     assert_eq!(r.message().unwrap().seq, 1);
     assert_eq!(store.messages_after(&conv, 0, 10).await.unwrap().len(), 1);
+}
+
+#[actix::test]
+async fn an_idle_conversation_actor_passivates_and_stays_stopped() {
+    let store = Arc::new(MemoryStore::default());
+    let shared: SharedStore = store.clone();
+    let engine = Engine::start(
+        shared,
+        Arc::new(LocalBackplane::new()),
+        EngineConfig {
+            idle_passivate: Duration::ZERO,
+            heartbeat: Duration::from_millis(20),
+            ..EngineConfig::default()
+        },
+    );
+    let conv = store
+        .create_conversation(NewConversation {
+            workspace_id: "W".into(),
+            inbox_id: "I".into(),
+            channel_id: "C".into(),
+            channel: Channel::Chat,
+            contact_id: "K".into(),
+        })
+        .await
+        .unwrap();
+    for round in 1..=2 {
+        let addr = engine
+            .hub
+            .send(GetConversation {
+                id: conv.id.clone(),
+            })
+            .await
+            .unwrap();
+        let weak = addr.downgrade();
+        drop(addr);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while weak.upgrade().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the actor never went away"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // One rehydration per start: a passivated actor is not restarted behind our back.
+        assert_eq!(
+            store
+                .conversation_reads
+                .load(std::sync::atomic::Ordering::SeqCst),
+            round
+        );
+    }
+    assert_eq!(
+        engine
+            .hub
+            .send(parley_actors::engine::hub::LiveCount)
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -187,6 +187,28 @@ fn check_capacity(c: Option<i64>) -> ApiResult<()> {
     }
 }
 
+/// Tell the user's open consoles which inboxes they belong to now.
+async fn announce_membership(state: &AppState, workspace_id: &str, user_id: &str) -> ApiResult<()> {
+    let inbox_ids = inboxes::member_inbox_ids(state.db.pool(), workspace_id, user_id).await?;
+    let event = parley_actors::engine::events::WsEvent::Membership {
+        user_id: user_id.to_owned(),
+        inbox_ids,
+    };
+    let payload = serde_json::to_string(&event).unwrap_or_default();
+    if let Err(e) = state
+        .engine
+        .backplane
+        .publish(
+            &parley_actors::engine::workspace_topic(workspace_id),
+            payload.into(),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "Could not announce a membership change");
+    }
+    Ok(())
+}
+
 /// Apply a routing patch, checking each value (the team must be in the workspace).
 async fn apply_routing(
     state: &AppState,
@@ -433,6 +455,7 @@ pub async fn delete_inbox(
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
     let ws = principal.workspace_id();
+    let members = visible_inbox(&state, &principal, &id).await?.members;
     let mut tx = state.db.pool().begin().await?;
     if !inboxes::delete(&mut *tx, ws, &id).await? {
         return Err(ApiError::not_found("inbox"));
@@ -450,6 +473,9 @@ pub async fn delete_inbox(
     )
     .await?;
     tx.commit().await?;
+    for m in &members {
+        announce_membership(&state, ws, &m.user_id).await?;
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -511,6 +537,7 @@ pub async fn put_inbox_member(
         .await?
         .ok_or_else(|| ApiError::not_found("inbox"))?;
     tx.commit().await?;
+    announce_membership(&state, ws, &user_id).await?;
     Ok(web::Json(InboxView::from(inbox)))
 }
 
@@ -549,5 +576,6 @@ pub async fn remove_inbox_member(
     )
     .await?;
     tx.commit().await?;
+    announce_membership(&state, ws, &user_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

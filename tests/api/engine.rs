@@ -957,3 +957,69 @@ async fn a_client_that_cannot_keep_up_is_closed_with_4008(b: Backend) {
     }
     assert_eq!(seqs, (1..=1001).collect::<Vec<_>>());
 }
+
+on_both_stores!(an_agent_removed_from_an_inbox_loses_its_conversations_at_once);
+
+async fn an_agent_removed_from_an_inbox_loses_its_conversations_at_once(b: Backend) {
+    let (_env, app, admin, agent, chat) = setup(b, &[]).await;
+    let mut console = app.agent_ws(&agent).await;
+    let mut visitor = app.visitor(&chat).await;
+    let (conv, _) = first_message(&mut visitor.ws, "hi").await;
+    console
+        .send(json!({"type": "resume", "conversation_id": conv, "after_seq": 0}))
+        .await;
+    assert_eq!(console.recv_type("message").await["message"]["seq"], 1);
+
+    app.delete(
+        &format!("/api/v1/inboxes/{}/members/{}", chat.inbox_id, agent.id()),
+        &admin.token,
+    )
+    .await
+    .expect(204);
+    // The same socket, without reconnecting, is refused now.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        console
+            .send(json!({"type": "send", "client_id": uuid::Uuid::new_v4().to_string(), "conversation_id": conv, "body": "still here?"}))
+            .await;
+        let f = console
+            .recv_where("ack or error", |f| {
+                f["type"] == "ack" || f["type"] == "error"
+            })
+            .await;
+        if f["type"] == "error" {
+            assert_eq!(f["code"], "not_found");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "membership change not applied"
+        );
+    }
+    // And added back, it may again.
+    app.put(
+        &format!("/api/v1/inboxes/{}/members/{}", chat.inbox_id, agent.id()),
+        &admin.token,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        console
+            .send(json!({"type": "resume", "conversation_id": conv, "after_seq": 0}))
+            .await;
+        let f = console
+            .recv_where("message or error", |f| {
+                f["type"] == "message" || f["type"] == "error"
+            })
+            .await;
+        if f["type"] == "message" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "membership change not applied"
+        );
+    }
+}

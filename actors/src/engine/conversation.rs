@@ -484,12 +484,20 @@ impl ConversationActor {
             .spawn(ctx);
     }
 
+    /// Leave the hub's registry, then stop. The hub must drop its address first:
+    /// the Supervisor restarts an actor that stops while an address to it is alive.
     fn passivate(&mut self, ctx: &mut Context<Self>) {
-        self.hub.do_send(Passivated {
+        let hub = self.hub.clone();
+        let msg = Passivated {
             id: self.id.clone(),
             addr: ctx.address(),
-        });
-        ctx.stop();
+        };
+        async move {
+            let _ = hub.send(msg).await;
+        }
+        .into_actor(self)
+        .map(|(), _act, ctx| ctx.stop())
+        .wait(ctx);
     }
 
     fn publish(&self, event: &ConvEvent) {

@@ -39,6 +39,13 @@ pub enum WsEvent {
         /// The conversation now.
         conversation: ConversationObject,
     },
+    /// A user's inbox memberships changed (their open consoles update what they see).
+    Membership {
+        /// The user.
+        user_id: String,
+        /// Every inbox they are a member of now.
+        inbox_ids: Vec<String>,
+    },
     /// A user's aggregate presence may have changed: re-read it.
     Presence {
         /// The user.

@@ -641,6 +641,40 @@ impl Session {
         .spawn(ctx);
     }
 
+    /// Unsubscribe from conversations whose inbox is no longer allowed.
+    fn drop_conversations_outside(&mut self, allowed: &HashSet<String>, ctx: &mut Context<Self>) {
+        let ids: Vec<(String, Addr<ConversationActor>)> = self
+            .convs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let session_id = self.id;
+        let allowed = allowed.clone();
+        async move {
+            let mut gone = Vec::new();
+            for (id, addr) in ids {
+                match addr.send(Describe).await {
+                    Ok(Ok(record)) if allowed.contains(&record.inbox_id) => {}
+                    _ => {
+                        addr.do_send(Unsubscribe { session_id });
+                        gone.push(id);
+                    }
+                }
+            }
+            gone
+        }
+        .into_actor(self)
+        .map(|gone, act, _| {
+            for id in gone {
+                act.convs.remove(&id);
+                if act.viewing.as_deref() == Some(id.as_str()) {
+                    act.stop_viewing();
+                }
+            }
+        })
+        .spawn(ctx);
+    }
+
     /// Tell a newly connected console who is present now.
     fn presence_snapshot(&mut self, ctx: &mut Context<Self>) {
         let Peer::Agent { workspace_id, .. } = &self.peer else {
@@ -671,6 +705,26 @@ impl Session {
     }
 
     fn on_workspace_event(&mut self, event: WsEvent, ctx: &mut Context<Self>) {
+        if let WsEvent::Membership {
+            user_id: changed,
+            inbox_ids: now,
+        } = &event
+            && let Peer::Agent {
+                user_id,
+                inbox_ids,
+                is_admin,
+                ..
+            } = &mut self.peer
+            && changed == user_id
+        {
+            *inbox_ids = now.iter().cloned().collect();
+            if !*is_admin {
+                // Conversations of inboxes left stop flowing at once.
+                let allowed = inbox_ids.clone();
+                self.drop_conversations_outside(&allowed, ctx);
+            }
+            return;
+        }
         match (event, &self.peer) {
             (
                 WsEvent::Conversation {
@@ -704,7 +758,7 @@ impl Session {
                     self.send_frame(&ServerFrame::Presence { user_id, status }, ctx);
                 }
             }
-            (WsEvent::Presence { .. }, Peer::Visitor { .. }) => {}
+            (WsEvent::Presence { .. }, Peer::Visitor { .. }) | (WsEvent::Membership { .. }, _) => {}
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
     /// When true, `append` fails as a database outage would (fault tests).
     pub fail_appends: AtomicBool,
+    /// How many times a conversation was read (rehydrations, in tests).
+    pub conversation_reads: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -69,6 +71,7 @@ impl Store for MemoryStore {
     }
 
     async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError> {
+        self.conversation_reads.fetch_add(1, Ordering::SeqCst);
         Ok(self.lock()?.conversations.get(id).cloned())
     }
 
