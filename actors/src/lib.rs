@@ -15,15 +15,17 @@
 //!   protocol error codes and [`protocol::parse_client_frame`], which turns a text
 //!   frame into a [`protocol::ClientFrame`] or a [`protocol::ProtocolError`] that
 //!   says which of `invalid_json`, `unknown_frame` or `invalid_frame` applies.
+//! - [`routing`]: the pure routing policy: eligibility, round-robin, the FIFO queue.
 //! - [`store`]: the `Store` port — durable conversations and messages, `seq` assigned
 //!   in the commit — with [`store::memory::MemoryStore`], the in-memory reference
 //!   implementation (the SQL one lives in the server crate).
 //!
 //! Planned, not yet here (each arrives with its issue and gets a line above): the
-//! `Router` (automatic assignment), channel `Connector`s and the routing policy.
+//! `Router` (automatic assignment, driving [`routing`]) and channel `Connector`s.
 #![forbid(unsafe_code)]
 
 pub mod backplane;
 pub mod engine;
 pub mod protocol;
+pub mod routing;
 pub mod store;

@@ -379,7 +379,8 @@ pub struct ConversationObject {
 pub enum ConversationStatus {
     /// Waiting for or getting an answer.
     Open,
-    /// Done; a new visitor message reopens it.
+    /// Done. (A visitor's next first `send` opens a new conversation; reopening on a
+    /// visitor message is not built yet.)
     Closed,
 }
 
@@ -485,8 +486,8 @@ pub enum ErrorCode {
     NotFound,
     /// You may not do this (for example a visitor sending `view`, or a `comment`).
     Forbidden,
-    /// The request clashes with the current state (for example the same `client_id`
-    /// reused for a different message).
+    /// The request clashes with the current state. Reserved: no frame sends it today
+    /// (a reused `client_id` answers with the original `ack`, whatever the body).
     Conflict,
     /// The engine failed; the frame may be retried with the same `client_id`.
     Internal,

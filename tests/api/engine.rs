@@ -319,7 +319,14 @@ async fn viewers_appear_and_disappear(b: Backend) {
 }
 
 async fn presence_follows_sockets_and_the_away_switch(b: Backend) {
-    let (_env, app, admin, agent, _chat) = setup(b, &[]).await;
+    let (_env, app, admin, agent, _chat) = setup(
+        b,
+        &[
+            ("PARLEY__ENGINE__PRESENCE_TTL_SECS", "2"),
+            ("PARLEY__ENGINE__HEARTBEAT_SECS", "1"),
+        ],
+    )
+    .await;
     let mut ada = app.agent_ws(&admin).await;
     let bob_id = agent.id();
     let mut bob = app.agent_ws(&agent).await;
@@ -340,9 +347,21 @@ async fn presence_follows_sockets_and_the_away_switch(b: Backend) {
     bob.send(json!({"type": "presence", "status": "online"}))
         .await;
     ada.recv_where("bob back", is("online")).await;
+    // A reload: the last tab closes and a new one opens within the presence TTL;
+    // Bob never shows offline. Then he leaves, and goes offline after the TTL.
     bob.close().await;
     bob2.close().await;
-    ada.recv_where("bob offline", is("offline")).await;
+    let bob3 = app.agent_ws(&agent).await;
+    bob3.close().await;
+    let next = ada
+        .recv_where("bob's next status", |f| {
+            f["type"] == "presence" && f["user_id"] == bob_id.as_str()
+        })
+        .await;
+    assert_eq!(
+        next["status"], "offline",
+        "offline only once the TTL lapsed"
+    );
 }
 
 async fn bad_frames_get_error_frames_and_the_socket_stays_usable(b: Backend) {

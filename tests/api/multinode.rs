@@ -27,7 +27,7 @@ async fn messages_typing_viewers_and_presence_cross_nodes() {
     if !postgres_enabled() {
         return;
     }
-    let env = TestEnv::new(Backend::Postgres, &[]).await;
+    let env = TestEnv::new(Backend::Postgres, &FAST_PRESENCE).await;
     let a = env.start().await;
     let b = env.start().await;
     let admin = a.admin(&env, "Acme", "ada@acme.test").await;

@@ -862,14 +862,24 @@ impl Actor for Session {
             ..
         } = &self.peer
         {
+            // The entry is left to expire: the user stays present for one presence TTL
+            // after their last socket closes (a page reload does not flap them
+            // offline); other consoles' sweeps announce `offline` when it lapses.
+            // The session's own entry becomes one `linger` entry per status; an away
+            // linger lapses a heartbeat earlier than an online one, so a user whose tabs
+            // were mixed goes straight from online to offline, never briefly away.
             let backplane = self.engine.backplane.clone();
             let key = presence_key(workspace_id, user_id);
-            let topic = workspace_topic(workspace_id);
-            let member = format!("{}\t{}", self.id, status_str(self.status));
-            let user_id = user_id.clone();
+            let own = format!("{}\t{}", self.id, status_str(self.status));
+            let linger = format!("linger\t{}", status_str(self.status));
+            let config = &self.engine.config;
+            let ttl = match self.status {
+                PresenceStatus::Online => config.presence_ttl,
+                PresenceStatus::Away => config.presence_ttl.saturating_sub(config.heartbeat),
+            };
             actix::spawn(async move {
-                let _ = backplane.set_remove(&key, &member).await;
-                let _ = announce_presence(&*backplane, &key, &topic, &user_id).await;
+                let _ = backplane.set_add(&key, &linger, ttl).await;
+                let _ = backplane.set_remove(&key, &own).await;
             });
         }
         Running::Stop
