@@ -523,3 +523,58 @@ async fn dropping_the_backplane_closes_its_subscriptions() {
     .await;
     assert!(gone, "the pub/sub connection outlived the backplane");
 }
+
+/// Increment a counter under `key` with compare-and-set, retrying on contention.
+async fn cas_increment(node: &dyn Backplane, key: &str) {
+    loop {
+        let current = node.get(key).await.unwrap();
+        let n: u64 = current.as_deref().map_or(0, |v| v.parse().unwrap());
+        let next = (n + 1).to_string();
+        if node
+            .compare_and_set(key, current.as_deref(), &next, Duration::from_secs(60))
+            .await
+            .unwrap()
+        {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn compare_and_set_is_atomic_across_nodes() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix();
+    let _cleanup = KeyCleanup {
+        url: url.clone(),
+        prefix: prefix.clone(),
+    };
+    let node_a = std::sync::Arc::new(RedisBackplane::connect(&url, &prefix).await.unwrap());
+    let node_b = std::sync::Arc::new(RedisBackplane::connect(&url, &prefix).await.unwrap());
+    assert_eq!(node_a.get("counter").await.unwrap(), None);
+    assert!(
+        !node_a
+            .compare_and_set("counter", Some("7"), "8", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        "an absent key does not match an expected value"
+    );
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let node = if i % 2 == 0 {
+            node_a.clone()
+        } else {
+            node_b.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                cas_increment(&*node, "counter").await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(node_b.get("counter").await.unwrap().as_deref(), Some("200"));
+    node_a.delete("counter").await.unwrap();
+    assert_eq!(node_b.get("counter").await.unwrap(), None);
+}

@@ -27,6 +27,7 @@ pub struct LocalBackplane {
     capacity: usize,
     topics: Mutex<Sweeping<broadcast::Sender<Payload>>>,
     sets: Mutex<Sweeping<HashMap<String, Instant>>>,
+    values: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 /// A map that remembers when to sweep it next.
@@ -72,6 +73,7 @@ impl LocalBackplane {
             capacity: capacity.max(1),
             topics: Mutex::new(Sweeping::new()),
             sets: Mutex::new(Sweeping::new()),
+            values: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -104,6 +106,47 @@ impl Backplane for LocalBackplane {
         let (sender, receiver) = broadcast::channel(self.capacity);
         topics.map.insert(topic.to_owned(), sender);
         receiver
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, BackplaneError> {
+        let now = Instant::now();
+        let mut values = lock(&self.values);
+        match values.get(key) {
+            Some((v, expiry)) if *expiry > now => Ok(Some(v.clone())),
+            Some(_) => {
+                values.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackplaneError> {
+        let now = Instant::now();
+        let mut values = lock(&self.values);
+        let current = values
+            .get(key)
+            .filter(|(_, expiry)| *expiry > now)
+            .map(|(v, _)| v.as_str());
+        if current != expected {
+            return Ok(false);
+        }
+        let expires = now
+            .checked_add(ttl)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        values.insert(key.to_owned(), (new.to_owned(), expires));
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackplaneError> {
+        lock(&self.values).remove(key);
+        Ok(())
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), BackplaneError> {

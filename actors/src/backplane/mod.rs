@@ -54,6 +54,24 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), BackplaneError>;
+
+    /// The value stored under `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<String>, BackplaneError>;
+
+    /// Atomically (across nodes) replace the value of `key` with `new` if it is still
+    /// `expected` (`None` = the key is absent); true when it was replaced. The value
+    /// expires after `ttl` unless written again. The building block of state that
+    /// several nodes change at once (routing).
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackplaneError>;
+
+    /// Delete `key` (its state is rebuilt from the store when next needed).
+    async fn delete(&self, key: &str) -> Result<(), BackplaneError>;
 }
 
 /// A shared handle to whichever backplane the node runs.

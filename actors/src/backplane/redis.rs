@@ -106,8 +106,22 @@ pub struct RedisBackplane {
     control: mpsc::UnboundedSender<Control>,
     set_add: Script,
     set_members: Script,
+    cas: Script,
     _subscriber: AbortOnDrop,
 }
+
+/// Compare-and-set: ARGV[1] = "1" when a current value is expected (ARGV[2]), "0"
+/// when the key must be absent; ARGV[3] the new value, ARGV[4] the TTL in ms.
+const CAS_LUA: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if cur then return 0 end
+else
+  if cur ~= ARGV[2] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+";
 
 impl std::fmt::Debug for RedisBackplane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -218,6 +232,7 @@ impl RedisBackplane {
             control,
             set_add: Script::new(SET_ADD_LUA),
             set_members: Script::new(SET_MEMBERS_LUA),
+            cas: Script::new(CAS_LUA),
             _subscriber: AbortOnDrop(task),
         })
     }
@@ -287,6 +302,42 @@ impl Backplane for RedisBackplane {
 
     fn subscribe(&self, topic: &str) -> Subscription {
         self.subscribe_inner(topic, None)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, BackplaneError> {
+        let mut commands = self.commands.clone();
+        let mut get = redis::cmd("GET");
+        get.arg(self.key(key));
+        let read = get.query_async::<Option<String>>(&mut commands);
+        time_boxed("get", OP_TIMEOUT, read).await
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+        ttl: Duration,
+    ) -> Result<bool, BackplaneError> {
+        let mut commands = self.commands.clone();
+        let ttl_ms = ttl.as_millis().clamp(1, MAX_TTL_MS);
+        let mut invocation = self.cas.key(self.key(key));
+        invocation
+            .arg(if expected.is_some() { "1" } else { "0" })
+            .arg(expected.unwrap_or_default())
+            .arg(new)
+            .arg(ttl_ms.to_string());
+        let swapped = invocation.invoke_async::<i64>(&mut commands);
+        Ok(time_boxed("compare_and_set", OP_TIMEOUT, swapped).await? == 1)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackplaneError> {
+        let mut commands = self.commands.clone();
+        let mut del = redis::cmd("DEL");
+        del.arg(self.key(key));
+        let deleted = del.query_async::<i64>(&mut commands);
+        time_boxed("delete", OP_TIMEOUT, deleted).await?;
+        Ok(())
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> Result<(), BackplaneError> {
