@@ -207,11 +207,18 @@ pub enum ServerFrame {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         r#ref: Option<String>,
     },
+    /// A waiting visitor's place in the inbox's queue (1 = next), sent when it changes.
+    Queue {
+        /// The waiting conversation.
+        conversation_id: String,
+        /// 1-based position among the inbox's waiting conversations.
+        position: usize,
+    },
 }
 
 impl ServerFrame {
     /// Every server frame `type`, in declaration order.
-    pub const TYPES: [&'static str; 7] = [
+    pub const TYPES: [&'static str; 8] = [
         "ack",
         "message",
         "typing",
@@ -219,6 +226,7 @@ impl ServerFrame {
         "conversation",
         "presence",
         "error",
+        "queue",
     ];
 
     /// This frame's `type` as it appears on the wire.
@@ -231,6 +239,7 @@ impl ServerFrame {
             Self::Conversation { .. } => "conversation",
             Self::Presence { .. } => "presence",
             Self::Error { .. } => "error",
+            Self::Queue { .. } => "queue",
         }
     }
 
@@ -268,7 +277,8 @@ impl ServerFrame {
             Self::Ack { .. }
             | Self::Typing { .. }
             | Self::Conversation { .. }
-            | Self::Error { .. } => true,
+            | Self::Error { .. }
+            | Self::Queue { .. } => true,
         }
     }
 }
@@ -1056,6 +1066,10 @@ mod tests {
                 status: PresenceState::Online,
             },
             ServerFrame::error(ErrorCode::Conflict, "x", None),
+            ServerFrame::Queue {
+                conversation_id: "c".into(),
+                position: 2,
+            },
         ];
         let names: Vec<_> = frames.iter().map(ServerFrame::type_name).collect();
         assert_eq!(names, ServerFrame::TYPES);

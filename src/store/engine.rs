@@ -12,7 +12,8 @@ use parley_actors::protocol::{
     Attachment, ConversationStatus, MessageObject, Participant, ParticipantKind,
 };
 use parley_actors::store::{
-    Appended, ConversationRecord, NewConversation, NewMessage, Store, StoreError,
+    Appended, ConversationRecord, NewConversation, NewMessage, PoolMember, RoutingSnapshot, Store,
+    StoreError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -334,6 +335,143 @@ impl Store for SqlStore {
             .await
             .map_err(err)
     }
+
+    async fn routing_snapshot(
+        &self,
+        inbox_id: &str,
+    ) -> Result<Option<RoutingSnapshot>, StoreError> {
+        routing_snapshot(self.db.pool(), inbox_id)
+            .await
+            .map_err(err)
+    }
+
+    async fn assign_if_unassigned(
+        &self,
+        conversation_id: &str,
+        agent_id: &str,
+        reason: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        let mut tx = self.db.pool().begin().await.map_err(err)?;
+        let changed = sqlx::query(
+            "UPDATE conversations SET assignee_id = $1, updated_at = $2 \
+             WHERE id = $3 AND status = 'open' AND assignee_id IS NULL",
+        )
+        .bind(agent_id)
+        .bind(now_ms())
+        .bind(conversation_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(None);
+        }
+        let record = get_conversation(&mut *tx, conversation_id)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| StoreError("conversation vanished".into()))?;
+        super::audit::record(
+            &mut *tx,
+            super::audit::Entry {
+                workspace_id: &record.workspace_id,
+                actor_id: None,
+                action: "conversation.assigned",
+                target_type: "conversation",
+                target_id: conversation_id,
+                details: serde_json::json!({"from": null, "to": agent_id, "reason": reason}),
+            },
+        )
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(Some(record))
+    }
+}
+
+/// Read an inbox's routing pool (team or members; active users; capacity override or
+/// the inbox default), per-agent open load, and its waiting conversations.
+pub async fn routing_snapshot(
+    pool: &sqlx::AnyPool,
+    inbox_id: &str,
+) -> Result<Option<RoutingSnapshot>, sqlx::Error> {
+    let Some(inbox) = sqlx::query(
+        "SELECT workspace_id, routing_mode, routing_capacity, routing_team_id \
+         FROM inboxes WHERE id = $1",
+    )
+    .bind(inbox_id)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let workspace_id: String = inbox.try_get("workspace_id")?;
+    let mode: String = inbox.try_get("routing_mode")?;
+    let default_capacity: Option<i64> = inbox.try_get("routing_capacity")?;
+    let team_id: Option<String> = inbox.try_get("routing_team_id")?;
+    let members = match &team_id {
+        Some(team) => {
+            sqlx::query(
+                "SELECT u.id AS user_id, im.capacity AS capacity FROM team_members tm \
+                 JOIN users u ON u.id = tm.user_id AND u.active = 1 \
+                 LEFT JOIN inbox_members im ON im.user_id = u.id AND im.inbox_id = $1 \
+                 WHERE tm.team_id = $2 ORDER BY u.id",
+            )
+            .bind(inbox_id)
+            .bind(team)
+            .fetch_all(pool)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT u.id AS user_id, im.capacity AS capacity FROM inbox_members im \
+                 JOIN users u ON u.id = im.user_id AND u.active = 1 \
+                 WHERE im.inbox_id = $1 ORDER BY u.id",
+            )
+            .bind(inbox_id)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    let loads: std::collections::HashMap<String, i64> = sqlx::query(
+        "SELECT assignee_id, COUNT(*) AS n FROM conversations \
+         WHERE inbox_id = $1 AND status = 'open' AND assignee_id IS NOT NULL \
+         GROUP BY assignee_id",
+    )
+    .bind(inbox_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("assignee_id")?, r.try_get("n")?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    let to_u32 = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+    let pool_members = members
+        .iter()
+        .map(|r| {
+            let user_id: String = r.try_get("user_id")?;
+            let capacity: Option<i64> = r.try_get("capacity")?;
+            Ok(PoolMember {
+                load: to_u32(loads.get(&user_id).copied().unwrap_or(0)),
+                capacity: capacity.or(default_capacity).map(to_u32),
+                user_id,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let waiting = sqlx::query(
+        "SELECT id FROM conversations WHERE inbox_id = $1 AND status = 'open' \
+         AND assignee_id IS NULL ORDER BY created_at, id LIMIT 10000",
+    )
+    .bind(inbox_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| r.try_get("id"))
+    .collect::<Result<Vec<String>, _>>()?;
+    Ok(Some(RoutingSnapshot {
+        workspace_id,
+        round_robin: mode == "round_robin",
+        pool: pool_members,
+        waiting,
+    }))
 }
 
 /// Set (or clear) a conversation's assignee; `None` when there is no such conversation.

@@ -620,14 +620,20 @@ impl TestApp {
         self.address.replacen("http://", "ws://", 1)
     }
 
-    /// As admin: an inbox (with `members`) and a chat channel on it.
+    /// As admin: a manually routed inbox (with `members`) and a chat channel on it.
     pub async fn chat(&self, admin: &Session, members: &[&Session]) -> Chat {
+        self.chat_with(admin, members, json!({"mode": "manual"}))
+            .await
+    }
+
+    /// As admin: an inbox with `routing` settings, `members`, and a chat channel.
+    pub async fn chat_with(&self, admin: &Session, members: &[&Session], routing: Value) -> Chat {
         let member_ids: Vec<String> = members.iter().map(|m| m.id()).collect();
         let inbox = self
             .post(
                 "/api/v1/inboxes",
                 &admin.token,
-                json!({"name": "Support", "member_ids": member_ids}),
+                json!({"name": "Support", "member_ids": member_ids, "routing": routing}),
             )
             .await
             .expect(201);

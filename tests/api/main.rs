@@ -13,4 +13,5 @@ mod engine;
 mod errors;
 mod isolation;
 mod multinode;
+mod routing;
 mod system;

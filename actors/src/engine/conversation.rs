@@ -570,6 +570,13 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for ConversationAc
             Ok(ConvEvent::Message { message }) => self.on_message(message, None, ctx),
             Ok(ConvEvent::Typing { who, on }) => self.on_typing(who, on),
             Ok(ConvEvent::ViewersChanged) => self.refresh_viewers(ctx),
+            Ok(ConvEvent::Queue { position }) => {
+                let frame = ServerFrame::Queue {
+                    conversation_id: self.id.clone(),
+                    position,
+                };
+                self.send_to(&frame, false, None);
+            }
             Ok(ConvEvent::Fault) => {
                 if self.config.fault_injection {
                     tracing::error!(conversation_id = %self.id, "Injected fault: stopping to be restarted");

@@ -24,6 +24,11 @@ pub enum ConvEvent {
     },
     /// The viewers set changed: re-read it.
     ViewersChanged,
+    /// The conversation waits in its inbox's queue at this position (1 = next).
+    Queue {
+        /// 1-based position.
+        position: usize,
+    },
     /// Test-only: crash every node's actor of this conversation.
     Fault,
 }

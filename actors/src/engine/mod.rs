@@ -22,6 +22,7 @@
 pub mod conversation;
 pub mod events;
 pub mod hub;
+pub mod router;
 pub mod session;
 pub mod writer;
 
@@ -85,6 +86,8 @@ pub struct Engine {
     pub hub: Addr<hub::Hub>,
     /// The node's group-commit writer.
     pub writer: Addr<writer::Writer>,
+    /// The node's router (automatic assignment).
+    pub router: Addr<router::Router>,
     /// Rate limit on visitors' messages, keyed by visitor id.
     pub visitor_limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
     /// Set to true at shutdown: every session closes with 1001 (going away).
@@ -119,12 +122,14 @@ impl Engine {
             config.clone(),
             writer.clone(),
         );
+        let router = router::Router::start(store.clone(), backplane.clone());
         Self {
             store,
             backplane,
             config,
             hub,
             writer,
+            router,
             visitor_limiter,
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
             sessions: Arc::new(std::sync::atomic::AtomicUsize::new(0)),

@@ -485,6 +485,32 @@ impl Session {
                 async move { addr.send(Post { message, origin }).await }
                     .into_actor(act)
                     .map(move |result, act, ctx| match result {
+                        Ok(Ok(Appended::New(m))) if m.seq == 1 => {
+                            // A visitor's first message: the conversation is theirs and
+                            // they listen to it now, so it can be routed (and its queue
+                            // position reach them).
+                            if let Peer::Visitor {
+                                workspace_id,
+                                inbox_id,
+                                ..
+                            } = &act.peer
+                            {
+                                act.engine.router.do_send(super::router::Arrived {
+                                    workspace_id: workspace_id.clone(),
+                                    inbox_id: inbox_id.clone(),
+                                    conversation_id: m.conversation_id.clone(),
+                                });
+                            }
+                            act.send_frame(
+                                &ServerFrame::Ack {
+                                    client_id,
+                                    conversation_id: m.conversation_id,
+                                    id: m.id,
+                                    seq: m.seq,
+                                },
+                                ctx,
+                            );
+                        }
                         Ok(Ok(Appended::New(m) | Appended::Duplicate(m))) => {
                             act.send_frame(
                                 &ServerFrame::Ack {

@@ -40,7 +40,7 @@
 use std::collections::VecDeque;
 
 /// One agent as routing sees them, within one inbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AgentState {
     /// The agent's user id.
     pub id: String,
@@ -138,7 +138,7 @@ pub enum RoutingError {
 
 /// The routing state of one inbox: its agents, the assignment counter and the waiting
 /// queue. Every method is one event; apply them one at a time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RoutingState {
     /// The agents who route in this inbox (members, or one team's members).
     pub agents: Vec<AgentState>,

@@ -124,6 +124,29 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
+    async fn routing_snapshot(
+        &self,
+        _inbox_id: &str,
+    ) -> Result<Option<super::RoutingSnapshot>, StoreError> {
+        // The reference store keeps no inboxes: its conversations route by hand.
+        Ok(None)
+    }
+
+    async fn assign_if_unassigned(
+        &self,
+        conversation_id: &str,
+        agent_id: &str,
+        _reason: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        let mut inner = self.lock()?;
+        Ok(inner.conversations.get_mut(conversation_id).and_then(|c| {
+            (c.status == ConversationStatus::Open && c.assignee_id.is_none()).then(|| {
+                c.assignee_id = Some(agent_id.to_owned());
+                c.clone()
+            })
+        }))
+    }
+
     async fn messages_after(
         &self,
         conversation_id: &str,

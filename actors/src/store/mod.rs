@@ -115,6 +115,31 @@ impl Appended {
     }
 }
 
+/// One agent in an inbox's routing pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolMember {
+    /// The user.
+    pub user_id: String,
+    /// Max open assigned conversations (member override, else the inbox default).
+    pub capacity: Option<u32>,
+    /// Open conversations of this inbox assigned to them now.
+    pub load: u32,
+}
+
+/// What routing needs to (re)build an inbox's state from durable records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingSnapshot {
+    /// Workspace of the inbox.
+    pub workspace_id: String,
+    /// True for `round_robin`, false for `manual`.
+    pub round_robin: bool,
+    /// The agents who route here (inbox members, or the routing team's members),
+    /// active users only.
+    pub pool: Vec<PoolMember>,
+    /// Open, unassigned conversations, oldest first.
+    pub waiting: Vec<String>,
+}
+
 /// A store failure (the database is unreachable, a constraint broke, …).
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
@@ -135,6 +160,20 @@ pub trait Store: Send + Sync + 'static {
     /// Append a batch in one transaction (group commit). Each message gets the next
     /// `seq` of its conversation; results are in the batch's order.
     async fn append(&self, batch: Vec<NewMessage>) -> Result<Vec<Appended>, StoreError>;
+
+    /// The routing pool, loads and waiting conversations of an inbox (`None`: no such
+    /// inbox).
+    async fn routing_snapshot(&self, inbox_id: &str)
+    -> Result<Option<RoutingSnapshot>, StoreError>;
+
+    /// Assign a conversation if it is still open and unassigned (recording `reason` in
+    /// the audit log); `None` when it no longer is.
+    async fn assign_if_unassigned(
+        &self,
+        conversation_id: &str,
+        agent_id: &str,
+        reason: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError>;
 
     /// Messages of a conversation with `seq > after_seq`, in order, at most `limit`.
     async fn messages_after(

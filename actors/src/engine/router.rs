@@ -1,0 +1,364 @@
+//! The Router: automatic assignment for `round_robin` inboxes. One per node, started
+//! once. The routing state of an inbox (its pool's presence, load, capacity and
+//! rotation, and the FIFO queue of waiting conversations) lives in the backplane under
+//! `routing:{inbox_id}` and changes only by compare-and-set: read, apply the pure
+//! policy ([`crate::routing`]), write back if nobody wrote in between, else retry. So
+//! nodes assigning at the same moment never put an agent over capacity and never
+//! assign one conversation twice.
+//!
+//! Loads and waiting conversations come from the store (durable truth): the state is
+//! rebuilt from it when missing and re-synchronised on every event that changes loads
+//! (close, manual assignment, membership) — so a crashed node leaves no phantom load.
+//! Presence is re-read from the backplane at every decision.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use super::events::{ConvEvent, WsEvent};
+use super::{conversation_topic, presence_key, workspace_topic};
+use crate::backplane::{Payload, SharedBackplane};
+use crate::protocol::ConversationEvent;
+use crate::routing::{AgentState, Assignment, Outcome, RoutingState};
+use crate::store::{RoutingSnapshot, SharedStore};
+
+/// Compare-and-set attempts before an event is given up (and logged).
+const MAX_ATTEMPTS: usize = 100;
+/// Routing state not written for this long is dropped and rebuilt from the store.
+const STATE_TTL: Duration = Duration::from_secs(3600);
+
+/// A conversation arrived in an inbox (route it, or queue it).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Arrived {
+    /// Workspace.
+    pub workspace_id: String,
+    /// Inbox.
+    pub inbox_id: String,
+    /// The new conversation.
+    pub conversation_id: String,
+}
+
+/// Loads or the pool of an inbox changed (close, reopen, manual assignment,
+/// membership, settings): re-read them from the store and drain the queue.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Resync {
+    /// Workspace.
+    pub workspace_id: String,
+    /// Inbox.
+    pub inbox_id: String,
+}
+
+/// The node's router.
+pub struct Router {
+    store: SharedStore,
+    backplane: SharedBackplane,
+    /// Inboxes this node has routed for, by workspace (presence changes resync them).
+    inboxes: HashMap<String, HashSet<String>>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").finish_non_exhaustive()
+    }
+}
+
+fn state_key(inbox_id: &str) -> String {
+    format!("routing:{inbox_id}")
+}
+
+/// What one routing step decided.
+#[derive(Debug, Default)]
+struct Decision {
+    assignments: Vec<Assignment>,
+    /// Queue positions that changed: (conversation, new position).
+    positions: Vec<(String, usize)>,
+}
+
+impl Router {
+    /// Start the router (supervised).
+    pub fn start(store: SharedStore, backplane: SharedBackplane) -> Addr<Self> {
+        Supervisor::start(move |_| Router {
+            store,
+            backplane,
+            inboxes: HashMap::new(),
+        })
+    }
+
+    fn remember(&mut self, workspace_id: &str, inbox_id: &str, ctx: &mut Context<Self>) {
+        if !self.inboxes.contains_key(workspace_id) {
+            let rx = self.backplane.subscribe(&workspace_topic(workspace_id));
+            ctx.add_stream(BroadcastStream::new(rx));
+        }
+        self.inboxes
+            .entry(workspace_id.to_owned())
+            .or_default()
+            .insert(inbox_id.to_owned());
+    }
+
+    fn run(
+        &mut self,
+        workspace_id: String,
+        inbox_id: String,
+        arrival: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.remember(&workspace_id, &inbox_id, ctx);
+        let store = self.store.clone();
+        let backplane = self.backplane.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let decision =
+                route(&*store, &backplane, &workspace_id, &inbox_id, arrival.as_deref()).await;
+            match decision {
+                Ok(Some(d)) => apply(&*store, &backplane, &workspace_id, &inbox_id, d, started).await,
+                Ok(None) => {}
+                Err(e) => {
+                    metrics::counter!("parley_routing_failures_total").increment(1);
+                    tracing::warn!(%inbox_id, error = %e, "Routing step failed; the next event retries");
+                }
+            }
+        }
+        .into_actor(self)
+        .spawn(ctx);
+    }
+}
+
+/// Build the state of an inbox from the store, keeping the rotation of `previous`.
+async fn rebuild(
+    snapshot: &RoutingSnapshot,
+    previous: Option<&RoutingState>,
+    backplane: &SharedBackplane,
+) -> Result<RoutingState, String> {
+    let mut state = RoutingState::new();
+    if let Some(p) = previous {
+        state.counter = p.counter;
+    }
+    for m in &snapshot.pool {
+        let mut agent = AgentState::new(m.user_id.clone());
+        agent.load = m.load;
+        agent.capacity = m.capacity;
+        agent.last_assigned = previous
+            .and_then(|p| p.agent(&m.user_id))
+            .map_or(0, |a| a.last_assigned);
+        state.agents.push(agent);
+    }
+    state.queue = snapshot.waiting.iter().cloned().collect();
+    refresh_presence(&mut state, &snapshot.workspace_id, backplane).await?;
+    Ok(state)
+}
+
+/// Re-read every pool member's presence (online = at least one online session).
+async fn refresh_presence(
+    state: &mut RoutingState,
+    workspace_id: &str,
+    backplane: &SharedBackplane,
+) -> Result<(), String> {
+    for agent in &mut state.agents {
+        let members = backplane
+            .set_members(&presence_key(workspace_id, &agent.id))
+            .await
+            .map_err(|e| e.to_string())?;
+        agent.present = members.iter().any(|m| m.ends_with("\tonline"));
+    }
+    Ok(())
+}
+
+/// One compare-and-set routing step; `None` for inboxes that route by hand.
+async fn route(
+    store: &dyn crate::store::Store,
+    backplane: &SharedBackplane,
+    workspace_id: &str,
+    inbox_id: &str,
+    arrival: Option<&str>,
+) -> Result<Option<Decision>, String> {
+    let key = state_key(inbox_id);
+    for _ in 0..MAX_ATTEMPTS {
+        let raw = backplane.get(&key).await.map_err(|e| e.to_string())?;
+        let previous: Option<RoutingState> =
+            raw.as_deref().and_then(|r| serde_json::from_str(r).ok());
+        // Without state, or on a resync, the store says what loads and the queue are.
+        let mut state = match (&previous, arrival) {
+            // An arrival with state in place: only presence needs a fresh look.
+            (Some(p), Some(_)) => {
+                let mut s = p.clone();
+                refresh_presence(&mut s, workspace_id, backplane).await?;
+                s
+            }
+            // No state yet, or a resync: the store says what loads and the queue are.
+            _ => {
+                let snapshot = store
+                    .routing_snapshot(inbox_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let Some(snapshot) = snapshot.filter(|s| s.round_robin) else {
+                    // Gone, or routed by hand now: no state may linger.
+                    if previous.is_some() {
+                        let _ = backplane.delete(&key).await;
+                    }
+                    return Ok(None);
+                };
+                rebuild(&snapshot, previous.as_ref(), backplane).await?
+            }
+        };
+        let before: Vec<String> = state.queue.iter().cloned().collect();
+        let mut assignments = state.drain();
+        if let Some(conversation_id) = arrival
+            && !assignments
+                .iter()
+                .any(|a| a.conversation_id == conversation_id)
+        {
+            match state.arrive(conversation_id) {
+                Outcome::Assigned {
+                    conversation_id,
+                    agent_id,
+                } => assignments.push(Assignment {
+                    conversation_id,
+                    agent_id,
+                }),
+                Outcome::Queued { .. } => {}
+            }
+        }
+        let text = serde_json::to_string(&state).map_err(|e| e.to_string())?;
+        if backplane
+            .compare_and_set(&key, raw.as_deref(), &text, STATE_TTL)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let positions = state
+                .queue
+                .iter()
+                .enumerate()
+                .filter(|(i, id)| {
+                    Some(id.as_str()) == arrival || before.iter().position(|b| b == *id) != Some(*i)
+                })
+                .map(|(i, id)| (id.clone(), i + 1))
+                .collect();
+            metrics::gauge!("parley_routing_queue_length", "inbox" => inbox_id.to_owned())
+                .set(state.queue.len() as f64);
+            return Ok(Some(Decision {
+                assignments,
+                positions,
+            }));
+        }
+        metrics::counter!("parley_routing_cas_retries_total").increment(1);
+    }
+    Err(format!("no routing step after {MAX_ATTEMPTS} attempts"))
+}
+
+/// Carry out a decision: persist assignments, announce them, tell the waiting their
+/// positions.
+async fn apply(
+    store: &dyn crate::store::Store,
+    backplane: &SharedBackplane,
+    workspace_id: &str,
+    inbox_id: &str,
+    decision: Decision,
+    started: std::time::Instant,
+) {
+    let mut stale = false;
+    for a in decision.assignments {
+        match store
+            .assign_if_unassigned(&a.conversation_id, &a.agent_id, "round_robin")
+            .await
+        {
+            Ok(Some(record)) => {
+                metrics::counter!("parley_assignments_total", "reason" => "round_robin")
+                    .increment(1);
+                let waited = (chrono::Utc::now() - record.created_at)
+                    .to_std()
+                    .unwrap_or_default();
+                metrics::histogram!("parley_time_to_assignment_seconds")
+                    .record(waited.as_secs_f64());
+                metrics::histogram!("parley_routing_step_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                let event = WsEvent::Conversation {
+                    event: ConversationEvent::Assigned,
+                    conversation: record.to_object(),
+                };
+                publish(backplane, &workspace_topic(workspace_id), &event).await;
+            }
+            // Closed or assigned by hand in the meantime: the load counted for it is
+            // wrong, so the state is re-read from the store.
+            Ok(None) => stale = true,
+            Err(e) => {
+                tracing::warn!(conversation_id = %a.conversation_id, error = %e, "Could not store an assignment");
+                stale = true;
+            }
+        }
+    }
+    if stale {
+        let _ = backplane.delete(&state_key(inbox_id)).await;
+    }
+    for (conversation_id, position) in decision.positions {
+        publish(
+            backplane,
+            &conversation_topic(&conversation_id),
+            &ConvEvent::Queue { position },
+        )
+        .await;
+    }
+}
+
+async fn publish<T: serde::Serialize>(backplane: &SharedBackplane, topic: &str, event: &T) {
+    let payload: Payload = serde_json::to_string(event).unwrap_or_default().into();
+    if let Err(e) = backplane.publish(topic, payload).await {
+        tracing::warn!(%topic, error = %e, "Could not publish a routing event");
+    }
+}
+
+impl Actor for Router {
+    type Context = Context<Self>;
+}
+
+impl Supervised for Router {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        tracing::warn!("Router restarting");
+        metrics::counter!("parley_actor_restarts_total", "actor" => "router").increment(1);
+        self.inboxes.clear();
+    }
+}
+
+impl Handler<Arrived> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: Arrived, ctx: &mut Context<Self>) {
+        self.run(
+            msg.workspace_id,
+            msg.inbox_id,
+            Some(msg.conversation_id),
+            ctx,
+        );
+    }
+}
+
+impl Handler<Resync> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: Resync, ctx: &mut Context<Self>) {
+        self.run(msg.workspace_id, msg.inbox_id, None, ctx);
+    }
+}
+
+impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Router {
+    fn handle(&mut self, item: Result<Payload, BroadcastStreamRecvError>, ctx: &mut Context<Self>) {
+        let Ok(payload) = item else { return };
+        // Someone came online (or left): their inboxes may now drain.
+        if let Ok(WsEvent::Presence { .. }) = serde_json::from_str::<WsEvent>(&payload) {
+            let all: Vec<(String, String)> = self
+                .inboxes
+                .iter()
+                .flat_map(|(ws, inboxes)| inboxes.iter().map(move |i| (ws.clone(), i.clone())))
+                .collect();
+            for (ws, inbox) in all {
+                self.run(ws, inbox, None, ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}

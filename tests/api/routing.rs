@@ -1,0 +1,215 @@
+//! Round-robin routing: presence, capacity, the FIFO waiting queue, fairness.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Chat, Session, TestApp, TestEnv, Ws};
+use crate::on_both_stores;
+
+on_both_stores!(
+    only_present_agents_are_assigned_and_round_robin_is_fair,
+    the_queue_drains_in_fifo_order_the_moment_capacity_frees,
+    an_agent_coming_online_takes_the_waiting_conversations,
+    manual_inboxes_are_never_assigned_automatically,
+);
+
+async fn start(b: Backend) -> (TestEnv, TestApp, Session) {
+    let env = TestEnv::new(
+        b,
+        &[("PARLEY__ENGINE__CONNECTS_PER_IP_PER_MINUTE", "10000")],
+    )
+    .await;
+    let app = env.start().await;
+    let admin = app.admin(&env, "Acme", "ada@acme.test").await;
+    (env, app, admin)
+}
+
+/// A visitor's first message; returns (socket, conversation id).
+async fn visit(app: &TestApp, chat: &Chat, n: usize) -> (Ws, String) {
+    let mut v = app.visitor(chat).await;
+    v.ws.send(
+        json!({"type": "send", "client_id": format!("first-{n}"), "body": format!("visitor {n}")}),
+    )
+    .await;
+    let ack = v.ws.recv_type("ack").await;
+    (v.ws, ack["conversation_id"].as_str().unwrap().to_owned())
+}
+
+/// Wait for the `assigned` event of `conv` on a console; returns the assignee.
+async fn assigned(console: &mut Ws, conv: &str) -> String {
+    let f = console
+        .recv_where(&format!("{conv} assigned"), |f| {
+            f["type"] == "conversation"
+                && f["event"] == "assigned"
+                && f["conversation"]["id"] == conv
+        })
+        .await;
+    f["conversation"]["assignee_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn only_present_agents_are_assigned_and_round_robin_is_fair(b: Backend) {
+    let (_env, app, admin) = start(b).await;
+    let online1 = app.agent(&admin, "one@acme.test").await;
+    let online2 = app.agent(&admin, "two@acme.test").await;
+    let away = app.agent(&admin, "away@acme.test").await;
+    let offline = app.agent(&admin, "off@acme.test").await;
+    let chat = app
+        .chat_with(
+            &admin,
+            &[&online1, &online2, &away, &offline],
+            json!({"mode": "round_robin"}),
+        )
+        .await;
+    let mut watcher = app.agent_ws(&admin).await;
+    let _c1 = app.agent_ws(&online1).await;
+    let _c2 = app.agent_ws(&online2).await;
+    let mut c3 = app.agent_ws(&away).await;
+    c3.send(json!({"type": "presence", "status": "away"})).await;
+    let away_id = away.id();
+    watcher
+        .recv_where("away is away", |f| {
+            f["type"] == "presence" && f["user_id"] == away_id.as_str() && f["status"] == "away"
+        })
+        .await;
+
+    let mut counts = std::collections::HashMap::<String, usize>::new();
+    let mut sockets = Vec::new();
+    for n in 0..6 {
+        let (ws, conv) = visit(&app, &chat, n).await;
+        sockets.push(ws);
+        *counts
+            .entry(assigned(&mut watcher, &conv).await)
+            .or_default() += 1;
+    }
+    assert_eq!(counts.get(&online1.id()), Some(&3), "{counts:?}");
+    assert_eq!(counts.get(&online2.id()), Some(&3), "{counts:?}");
+    assert!(!counts.contains_key(&away.id()) && !counts.contains_key(&offline.id()));
+
+    // The visitor sees who answers: the assigned event reaches them too.
+    let e = sockets[0].recv_type("conversation").await;
+    assert_eq!(e["event"], "assigned");
+}
+
+async fn the_queue_drains_in_fifo_order_the_moment_capacity_frees(b: Backend) {
+    let (_env, app, admin) = start(b).await;
+    let agent = app.agent(&admin, "bob@acme.test").await;
+    let chat = app
+        .chat_with(
+            &admin,
+            &[&agent],
+            json!({"mode": "round_robin", "capacity": 1}),
+        )
+        .await;
+    let mut console = app.agent_ws(&agent).await;
+
+    let (_v1, c1) = visit(&app, &chat, 1).await;
+    assert_eq!(assigned(&mut console, &c1).await, agent.id());
+    let (mut v2, c2) = visit(&app, &chat, 2).await;
+    let (mut v3, c3) = visit(&app, &chat, 3).await;
+    let q2 = v2.recv_type("queue").await;
+    assert_eq!(
+        (q2["conversation_id"].clone(), q2["position"].clone()),
+        (json!(c2), json!(1))
+    );
+    let q3 = v3.recv_type("queue").await;
+    assert_eq!(q3["position"], 2);
+
+    // Never over capacity: both wait. Closing the first frees the agent at once.
+    let waiting = app
+        .get(
+            "/api/v1/conversations?assignee=unassigned&status=open",
+            &agent.token,
+        )
+        .await
+        .expect(200);
+    assert_eq!(waiting.body["items"].as_array().unwrap().len(), 2);
+    app.post(
+        &format!("/api/v1/conversations/{c1}/close"),
+        &agent.token,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(assigned(&mut console, &c2).await, agent.id());
+    let assigned_event = v2.recv_type("conversation").await;
+    assert_eq!(
+        assigned_event["conversation"]["assignee_id"],
+        agent.id().as_str()
+    );
+    assert_eq!(v3.recv_type("queue").await["position"], 1);
+
+    // Unassigning by hand frees the load; the customer who has waited longest (c2,
+    // by arrival) is routed again first, and c3 keeps waiting.
+    app.post(
+        &format!("/api/v1/conversations/{c2}/assign"),
+        &admin.token,
+        json!({"user_id": null}),
+    )
+    .await
+    .expect(200);
+    let next = console
+        .recv_where("an automatic assignment", |f| {
+            f["type"] == "conversation"
+                && f["event"] == "assigned"
+                && f["conversation"]["assignee_id"] == agent.id().as_str()
+        })
+        .await;
+    assert_eq!(next["conversation"]["id"], c2.as_str());
+    // Closing c2 lets c3 in at last.
+    app.post(
+        &format!("/api/v1/conversations/{c2}/close"),
+        &agent.token,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(assigned(&mut console, &c3).await, agent.id());
+    let audit = app.get("/api/v1/audit-log", &admin.token).await.expect(200);
+    let reasons: Vec<&Value> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["details"]["reason"])
+        .collect();
+    assert!(reasons.contains(&&json!("round_robin")));
+}
+
+async fn an_agent_coming_online_takes_the_waiting_conversations(b: Backend) {
+    let (_env, app, admin) = start(b).await;
+    let agent = app.agent(&admin, "bob@acme.test").await;
+    let chat = app
+        .chat_with(
+            &admin,
+            &[&agent],
+            json!({"mode": "round_robin", "capacity": 5}),
+        )
+        .await;
+    let mut watcher = app.agent_ws(&admin).await;
+    let (mut v1, c1) = visit(&app, &chat, 1).await;
+    let (_v2, c2) = visit(&app, &chat, 2).await;
+    assert_eq!(v1.recv_type("queue").await["position"], 1);
+
+    let _console = app.agent_ws(&agent).await;
+    assert_eq!(assigned(&mut watcher, &c1).await, agent.id());
+    assert_eq!(assigned(&mut watcher, &c2).await, agent.id());
+}
+
+async fn manual_inboxes_are_never_assigned_automatically(b: Backend) {
+    let (_env, app, admin) = start(b).await;
+    let agent = app.agent(&admin, "bob@acme.test").await;
+    let chat = app.chat(&admin, &[&agent]).await;
+    let mut console = app.agent_ws(&agent).await;
+    let (_v, conv) = visit(&app, &chat, 1).await;
+    console.recv_type("conversation").await; // created
+    // Switching the inbox to round-robin routes what waits.
+    app.patch(
+        &format!("/api/v1/inboxes/{}", chat.inbox_id),
+        &admin.token,
+        json!({"routing": {"mode": "round_robin"}}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(assigned(&mut console, &conv).await, agent.id());
+}
