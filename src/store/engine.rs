@@ -349,9 +349,34 @@ impl Store for SqlStore {
         &self,
         conversation_id: &str,
         agent_id: &str,
+        capacity: Option<u32>,
         reason: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
         let mut tx = self.db.pool().begin().await.map_err(err)?;
+        // Serialise assignments to one agent (a no-op UPDATE takes the row lock on
+        // PostgreSQL; SQLite has one writer anyway), then count under that lock.
+        sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+            .bind(agent_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        if let Some(cap) = capacity {
+            let load: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM conversations WHERE assignee_id = $1 \
+                 AND status = 'open' AND inbox_id = \
+                 (SELECT inbox_id FROM conversations WHERE id = $2)",
+            )
+            .bind(agent_id)
+            .bind(conversation_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?
+            .try_get("n")
+            .map_err(err)?;
+            if load >= i64::from(cap) {
+                return Ok(None);
+            }
+        }
         let changed = sqlx::query(
             "UPDATE conversations SET assignee_id = $1, updated_at = $2 \
              WHERE id = $3 AND status = 'open' AND assignee_id IS NULL",
@@ -466,11 +491,22 @@ pub async fn routing_snapshot(
     .iter()
     .map(|r| r.try_get("id"))
     .collect::<Result<Vec<String>, _>>()?;
+    let assigned = sqlx::query(
+        "SELECT id FROM conversations WHERE inbox_id = $1 AND status = 'open' \
+         AND assignee_id IS NOT NULL",
+    )
+    .bind(inbox_id)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| r.try_get("id"))
+    .collect::<Result<Vec<String>, _>>()?;
     Ok(Some(RoutingSnapshot {
         workspace_id,
         round_robin: mode == "round_robin",
         pool: pool_members,
         waiting,
+        assigned,
     }))
 }
 

@@ -288,3 +288,132 @@ async fn restarting_redis_during_traffic_loses_nothing() {
 async fn try_recv(ws: &mut Ws, wait: Duration) -> Option<Value> {
     tokio::time::timeout(wait, ws.recv()).await.ok()
 }
+
+/// All ids of a paginated conversation list.
+async fn all_conversations(app: &TestApp, token: &str, filter: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/conversations?limit=200&{filter}&cursor={c}"),
+            None => format!("/api/v1/conversations?limit=200&{filter}"),
+        };
+        let page = app.get(&path, token).await.expect(200);
+        out.extend(page.body["items"].as_array().unwrap().iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+#[actix_web::test]
+async fn two_nodes_route_500_conversations_without_exceeding_capacity_or_double_assigning() {
+    if !postgres_enabled() {
+        return;
+    }
+    let env = TestEnv::new(
+        Backend::Postgres,
+        &[("PARLEY__ENGINE__CONNECTS_PER_IP_PER_MINUTE", "100000")],
+    )
+    .await;
+    let a = env.start().await;
+    let b = env.start().await;
+    let admin = a.admin(&env, "Acme", "ada@acme.test").await;
+    let mut agents = Vec::new();
+    for i in 0..5 {
+        agents.push(a.agent(&admin, &format!("agent{i}@acme.test")).await);
+    }
+    let refs: Vec<&crate::helpers::Session> = agents.iter().collect();
+    let chat = a
+        .chat_with(
+            &admin,
+            &refs,
+            json!({"mode": "round_robin", "capacity": 100}),
+        )
+        .await;
+    let mut consoles = Vec::new();
+    for (i, agent) in agents.iter().enumerate() {
+        let node = if i % 2 == 0 { &a } else { &b };
+        consoles.push(node.agent_ws(agent).await);
+    }
+
+    // 500 visitors, half on each node, all send their first message at once.
+    let mut visitors = Vec::new();
+    for i in 0..500 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        visitors.push(node.visitor(&chat).await);
+    }
+    for (i, v) in visitors.iter_mut().enumerate() {
+        v.ws.send(json!({"type": "send", "client_id": format!("v{i}"), "body": "hello"}))
+            .await;
+    }
+    for v in &mut visitors {
+        assert_eq!(v.ws.recv_type("ack").await["seq"], 1);
+    }
+    // Every visitor learns their assignee.
+    for v in &mut visitors {
+        let e =
+            v.ws.recv_where("assigned", |f| {
+                f["type"] == "conversation" && f["event"] == "assigned"
+            })
+            .await;
+        assert!(e["conversation"]["assignee_id"].is_string());
+    }
+    for agent in &agents {
+        let mine = all_conversations(&a, &admin.token, &format!("assignee={}", agent.id())).await;
+        assert_eq!(mine.len(), 100, "each agent gets exactly its capacity");
+    }
+    let assigned = all_conversations(&b, &admin.token, "status=open").await;
+    assert_eq!(assigned.len(), 500);
+    assert!(assigned.iter().all(|c| c["assignee_id"].is_string()));
+
+    // Ten more wait, in order, and drain as agents close conversations.
+    let mut waiting = Vec::new();
+    for i in 0..10 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let mut v = node.visitor(&chat).await;
+        v.ws.send(json!({"type": "send", "client_id": format!("w{i}"), "body": "anyone?"}))
+            .await;
+        let conv = v.ws.recv_type("ack").await["conversation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let q = v.ws.recv_type("queue").await;
+        assert_eq!(q["position"], i + 1, "FIFO positions");
+        waiting.push((v, conv));
+    }
+    let unassigned = all_conversations(&a, &admin.token, "assignee=unassigned").await;
+    assert_eq!(unassigned.len(), 10);
+    for (i, agent) in agents.iter().enumerate() {
+        let mine = all_conversations(&a, &admin.token, &format!("assignee={}", agent.id())).await;
+        for c in mine.iter().take(2) {
+            let node = if i % 2 == 0 { &a } else { &b };
+            node.post(
+                &format!("/api/v1/conversations/{}/close", c["id"].as_str().unwrap()),
+                &agent.token,
+                json!({}),
+            )
+            .await
+            .expect(200);
+        }
+    }
+    for (v, conv) in &mut waiting {
+        let e =
+            v.ws.recv_where("assigned", |f| {
+                f["type"] == "conversation" && f["event"] == "assigned"
+            })
+            .await;
+        assert_eq!(e["conversation"]["id"], conv.as_str());
+    }
+    for agent in &agents {
+        let mine = all_conversations(
+            &a,
+            &admin.token,
+            &format!("assignee={}&status=open", agent.id()),
+        )
+        .await;
+        assert_eq!(mine.len(), 100, "back to capacity, never over");
+    }
+    drop(consoles);
+}

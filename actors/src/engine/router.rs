@@ -59,6 +59,10 @@ pub struct Router {
     backplane: SharedBackplane,
     /// Inboxes this node has routed for, by workspace (presence changes resync them).
     inboxes: HashMap<String, HashSet<String>>,
+    /// Inboxes with a routing step in flight on this node.
+    busy: HashSet<String>,
+    /// Work for the next step of each inbox.
+    pending: HashMap<String, Pending>,
 }
 
 impl std::fmt::Debug for Router {
@@ -75,6 +79,8 @@ fn state_key(inbox_id: &str) -> String {
 #[derive(Debug, Default)]
 struct Decision {
     assignments: Vec<Assignment>,
+    /// Each agent's capacity, for the store's own check.
+    capacities: HashMap<String, Option<u32>>,
     /// Queue positions that changed: (conversation, new position).
     positions: Vec<(String, usize)>,
 }
@@ -86,6 +92,8 @@ impl Router {
             store,
             backplane,
             inboxes: HashMap::new(),
+            busy: HashSet::new(),
+            pending: HashMap::new(),
         })
     }
 
@@ -100,6 +108,8 @@ impl Router {
             .insert(inbox_id.to_owned());
     }
 
+    /// Queue work for an inbox; one step per inbox runs at a time on this node, and it
+    /// takes everything that queued up meanwhile (arrivals are routed in batches).
     fn run(
         &mut self,
         workspace_id: String,
@@ -108,24 +118,80 @@ impl Router {
         ctx: &mut Context<Self>,
     ) {
         self.remember(&workspace_id, &inbox_id, ctx);
+        let work = self.pending.entry(inbox_id.clone()).or_default();
+        work.workspace_id = workspace_id;
+        match arrival {
+            Some(id) => work.arrivals.push(id),
+            None => work.resync = true,
+        }
+        self.step(inbox_id, ctx);
+    }
+
+    fn step(&mut self, inbox_id: String, ctx: &mut Context<Self>) {
+        if self.busy.contains(&inbox_id) {
+            return;
+        }
+        let Some(work) = self.pending.remove(&inbox_id) else {
+            return;
+        };
+        self.busy.insert(inbox_id.clone());
         let store = self.store.clone();
         let backplane = self.backplane.clone();
+        let inbox = inbox_id.clone();
         async move {
             let started = std::time::Instant::now();
-            let decision =
-                route(&*store, &backplane, &workspace_id, &inbox_id, arrival.as_deref()).await;
-            match decision {
-                Ok(Some(d)) => apply(&*store, &backplane, &workspace_id, &inbox_id, d, started).await,
-                Ok(None) => {}
+            let decision = route(
+                &*store,
+                &backplane,
+                &work.workspace_id,
+                &inbox,
+                &work.arrivals,
+                work.resync,
+            )
+            .await;
+            let stale = match decision {
+                Ok(Some(d)) => {
+                    apply(&*store, &backplane, &work.workspace_id, &inbox, d, started).await
+                }
+                Ok(None) => false,
                 Err(e) => {
                     metrics::counter!("parley_routing_failures_total").increment(1);
-                    tracing::warn!(%inbox_id, error = %e, "Routing step failed; the next event retries");
+                    tracing::warn!(inbox_id = %inbox, error = %e, "Routing step failed; the next event retries");
+                    false
                 }
-            }
+            };
+            (stale, work.workspace_id)
         }
         .into_actor(self)
+        .map(move |(stale, workspace_id), act, ctx| {
+            act.busy.remove(&inbox_id);
+            if stale {
+                // An assignment was refused (closed, taken, or at capacity meanwhile):
+                // re-read the store and route what still waits.
+                let work = act.pending.entry(inbox_id.clone()).or_default();
+                work.workspace_id = workspace_id;
+                work.resync = true;
+            }
+            act.step(inbox_id, ctx);
+        })
         .spawn(ctx);
     }
+}
+
+/// Work waiting for an inbox's next routing step.
+#[derive(Debug, Default)]
+struct Pending {
+    workspace_id: String,
+    arrivals: Vec<String>,
+    resync: bool,
+}
+
+/// An inbox's shared routing state: the policy's state, and which open conversations
+/// are assigned (so that an arrival already routed by another node is not routed again).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct InboxState {
+    policy: RoutingState,
+    assigned: HashSet<String>,
 }
 
 /// Build the state of an inbox from the store, keeping the rotation of `previous`.
@@ -174,17 +240,23 @@ async fn route(
     backplane: &SharedBackplane,
     workspace_id: &str,
     inbox_id: &str,
-    arrival: Option<&str>,
+    arrivals: &[String],
+    resync: bool,
 ) -> Result<Option<Decision>, String> {
     let key = state_key(inbox_id);
     for _ in 0..MAX_ATTEMPTS {
         let raw = backplane.get(&key).await.map_err(|e| e.to_string())?;
-        let previous: Option<RoutingState> =
+        let previous_full: Option<InboxState> =
             raw.as_deref().and_then(|r| serde_json::from_str(r).ok());
+        let previous = previous_full.as_ref().map(|p| p.policy.clone());
+        let mut assigned: HashSet<String> = previous_full
+            .as_ref()
+            .map(|p| p.assigned.clone())
+            .unwrap_or_default();
         // Without state, or on a resync, the store says what loads and the queue are.
-        let mut state = match (&previous, arrival) {
-            // An arrival with state in place: only presence needs a fresh look.
-            (Some(p), Some(_)) => {
+        let mut state = match &previous {
+            // Arrivals with state in place: only presence needs a fresh look.
+            Some(p) if !resync => {
                 let mut s = p.clone();
                 refresh_presence(&mut s, workspace_id, backplane).await?;
                 s
@@ -202,17 +274,22 @@ async fn route(
                     }
                     return Ok(None);
                 };
+                assigned = snapshot.assigned.iter().cloned().collect();
                 rebuild(&snapshot, previous.as_ref(), backplane).await?
             }
         };
         let before: Vec<String> = state.queue.iter().cloned().collect();
         let mut assignments = state.drain();
-        if let Some(conversation_id) = arrival
-            && !assignments
-                .iter()
-                .any(|a| a.conversation_id == conversation_id)
-        {
-            match state.arrive(conversation_id) {
+        for conversation_id in arrivals {
+            // Routed already (by this step's drain, or by another node): never twice.
+            if assigned.contains(conversation_id)
+                || assignments
+                    .iter()
+                    .any(|a| &a.conversation_id == conversation_id)
+            {
+                continue;
+            }
+            match state.arrive(conversation_id.clone()) {
                 Outcome::Assigned {
                     conversation_id,
                     agent_id,
@@ -223,7 +300,13 @@ async fn route(
                 Outcome::Queued { .. } => {}
             }
         }
-        let text = serde_json::to_string(&state).map_err(|e| e.to_string())?;
+        assigned.extend(assignments.iter().map(|a| a.conversation_id.clone()));
+        let full = InboxState {
+            policy: state,
+            assigned,
+        };
+        let text = serde_json::to_string(&full).map_err(|e| e.to_string())?;
+        let state = full.policy;
         if backplane
             .compare_and_set(&key, raw.as_deref(), &text, STATE_TTL)
             .await
@@ -234,14 +317,20 @@ async fn route(
                 .iter()
                 .enumerate()
                 .filter(|(i, id)| {
-                    Some(id.as_str()) == arrival || before.iter().position(|b| b == *id) != Some(*i)
+                    arrivals.contains(id) || before.iter().position(|b| b == *id) != Some(*i)
                 })
                 .map(|(i, id)| (id.clone(), i + 1))
                 .collect();
             metrics::gauge!("parley_routing_queue_length", "inbox" => inbox_id.to_owned())
                 .set(state.queue.len() as f64);
+            let capacities = state
+                .agents
+                .iter()
+                .map(|a| (a.id.clone(), a.capacity))
+                .collect();
             return Ok(Some(Decision {
                 assignments,
+                capacities,
                 positions,
             }));
         }
@@ -259,11 +348,12 @@ async fn apply(
     inbox_id: &str,
     decision: Decision,
     started: std::time::Instant,
-) {
+) -> bool {
     let mut stale = false;
     for a in decision.assignments {
+        let capacity = decision.capacities.get(&a.agent_id).copied().flatten();
         match store
-            .assign_if_unassigned(&a.conversation_id, &a.agent_id, "round_robin")
+            .assign_if_unassigned(&a.conversation_id, &a.agent_id, capacity, "round_robin")
             .await
         {
             Ok(Some(record)) => {
@@ -302,6 +392,7 @@ async fn apply(
         )
         .await;
     }
+    stale
 }
 
 async fn publish<T: serde::Serialize>(backplane: &SharedBackplane, topic: &str, event: &T) {

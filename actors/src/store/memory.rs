@@ -136,9 +136,29 @@ impl Store for MemoryStore {
         &self,
         conversation_id: &str,
         agent_id: &str,
+        capacity: Option<u32>,
         _reason: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
         let mut inner = self.lock()?;
+        let Some(inbox) = inner
+            .conversations
+            .get(conversation_id)
+            .map(|c| c.inbox_id.clone())
+        else {
+            return Ok(None);
+        };
+        let load = inner
+            .conversations
+            .values()
+            .filter(|c| {
+                c.inbox_id == inbox
+                    && c.status == ConversationStatus::Open
+                    && c.assignee_id.as_deref() == Some(agent_id)
+            })
+            .count();
+        if capacity.is_some_and(|cap| load >= cap as usize) {
+            return Ok(None);
+        }
         Ok(inner.conversations.get_mut(conversation_id).and_then(|c| {
             (c.status == ConversationStatus::Open && c.assignee_id.is_none()).then(|| {
                 c.assignee_id = Some(agent_id.to_owned());

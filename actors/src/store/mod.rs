@@ -138,6 +138,8 @@ pub struct RoutingSnapshot {
     pub pool: Vec<PoolMember>,
     /// Open, unassigned conversations, oldest first.
     pub waiting: Vec<String>,
+    /// Open conversations assigned now.
+    pub assigned: Vec<String>,
 }
 
 /// A store failure (the database is unreachable, a constraint broke, …).
@@ -166,12 +168,15 @@ pub trait Store: Send + Sync + 'static {
     async fn routing_snapshot(&self, inbox_id: &str)
     -> Result<Option<RoutingSnapshot>, StoreError>;
 
-    /// Assign a conversation if it is still open and unassigned (recording `reason` in
-    /// the audit log); `None` when it no longer is.
+    /// Assign a conversation if it is still open and unassigned and the agent has fewer
+    /// than `capacity` open conversations in its inbox (checked under a per-agent lock,
+    /// so concurrent nodes can never push an agent over); records `reason` in the
+    /// audit log. `None` when it was refused.
     async fn assign_if_unassigned(
         &self,
         conversation_id: &str,
         agent_id: &str,
+        capacity: Option<u32>,
         reason: &str,
     ) -> Result<Option<ConversationRecord>, StoreError>;
 
