@@ -413,8 +413,10 @@ impl Store for SqlStore {
     }
 }
 
-/// Read an inbox's routing pool (team or members; active users; capacity override or
-/// the inbox default), per-agent open load, and its waiting conversations.
+/// Read an inbox's routing pool (its members, or those of its routing team who are also
+/// members, so that an assignee can always open the conversation; active users only;
+/// each with their capacity override or the inbox default), per-agent open load, and
+/// the waiting and assigned open conversations.
 pub async fn routing_snapshot(
     pool: &sqlx::AnyPool,
     inbox_id: &str,
@@ -438,7 +440,7 @@ pub async fn routing_snapshot(
             sqlx::query(
                 "SELECT u.id AS user_id, im.capacity AS capacity FROM team_members tm \
                  JOIN users u ON u.id = tm.user_id AND u.active = 1 \
-                 LEFT JOIN inbox_members im ON im.user_id = u.id AND im.inbox_id = $1 \
+                 JOIN inbox_members im ON im.user_id = u.id AND im.inbox_id = $1 \
                  WHERE tm.team_id = $2 ORDER BY u.id",
             )
             .bind(inbox_id)

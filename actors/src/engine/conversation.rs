@@ -484,6 +484,20 @@ impl ConversationActor {
             .spawn(ctx);
     }
 
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        self.refresh_viewers(ctx);
+        // Safety net for events lost while the backplane was down: with anyone
+        // listening, read what the store has past what was delivered.
+        if self.ready && !self.missing && !self.subs.is_empty() && self.gap_timer.is_none() {
+            self.fill_gap(ctx);
+        }
+        let idle = self.last_activity.elapsed() >= self.config.idle_passivate;
+        if self.subs.is_empty() && self.typing.is_empty() && idle {
+            tracing::debug!(conversation_id = %self.id, "Passivating idle conversation");
+            self.passivate(ctx);
+        }
+    }
+
     /// Leave the hub's registry, then stop. The hub must drop its address first:
     /// the Supervisor restarts an actor that stops while an address to it is alive.
     fn passivate(&mut self, ctx: &mut Context<Self>) {
@@ -520,19 +534,13 @@ impl Actor for ConversationActor {
         metrics::gauge!("parley_conversation_actors").increment(1.0);
         self.rehydrate(ctx);
         ctx.run_interval(Duration::from_millis(500), |act, _| act.expire_typing());
+        // Heartbeats start at a random point of the first period, so that actors
+        // started together (a burst of visitors) do not all read the store at once.
         let heartbeat = self.config.heartbeat;
-        ctx.run_interval(heartbeat, |act, ctx| {
-            act.refresh_viewers(ctx);
-            // Safety net for events lost while the backplane was down: with anyone
-            // listening, read what the store has past what was delivered.
-            if act.ready && !act.missing && !act.subs.is_empty() && act.gap_timer.is_none() {
-                act.fill_gap(ctx);
-            }
-            let idle = act.last_activity.elapsed() >= act.config.idle_passivate;
-            if act.subs.is_empty() && act.typing.is_empty() && idle {
-                tracing::debug!(conversation_id = %act.id, "Passivating idle conversation");
-                act.passivate(ctx);
-            }
+        let offset = heartbeat
+            .mul_f64(f64::from(uuid::Uuid::new_v4().as_u64_pair().0 as u32) / f64::from(u32::MAX));
+        ctx.run_later(offset, move |_, ctx| {
+            ctx.run_interval(heartbeat, |act, ctx| act.heartbeat(ctx));
         });
     }
 

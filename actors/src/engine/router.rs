@@ -63,6 +63,8 @@ pub struct Router {
     busy: HashSet<String>,
     /// Work for the next step of each inbox.
     pending: HashMap<String, Pending>,
+    /// Last presence seen per user: heartbeats re-announce it, only changes matter.
+    presence: HashMap<String, crate::protocol::PresenceState>,
 }
 
 impl std::fmt::Debug for Router {
@@ -94,6 +96,7 @@ impl Router {
             inboxes: HashMap::new(),
             busy: HashSet::new(),
             pending: HashMap::new(),
+            presence: HashMap::new(),
         })
     }
 
@@ -438,8 +441,11 @@ impl Handler<Resync> for Router {
 impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Router {
     fn handle(&mut self, item: Result<Payload, BroadcastStreamRecvError>, ctx: &mut Context<Self>) {
         let Ok(payload) = item else { return };
-        // Someone came online (or left): their inboxes may now drain.
-        if let Ok(WsEvent::Presence { .. }) = serde_json::from_str::<WsEvent>(&payload) {
+        // Someone came online (or left): their inboxes may now drain. Heartbeats
+        // re-announce unchanged presence; those change nothing.
+        if let Ok(WsEvent::Presence { user_id, status }) = serde_json::from_str::<WsEvent>(&payload)
+            && self.presence.insert(user_id, status) != Some(status)
+        {
             let all: Vec<(String, String)> = self
                 .inboxes
                 .iter()

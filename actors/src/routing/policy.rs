@@ -1,6 +1,6 @@
 //! The routing policy of one inbox: which agent gets the next conversation, and when a
 //! waiting conversation is assigned. Pure — no I/O, no clock — so that the `Router`
-//! actor and the Redis Lua script can both implement it and be tested against it.
+//! can apply it to shared state on any node, and it can be tested on its own.
 //!
 //! # Eligibility
 //!
