@@ -330,5 +330,19 @@ pub async fn update_user(
     )
     .await?;
     tx.commit().await?;
+    if before.active != user.active {
+        // Who may be assigned changed: the user's inboxes re-read their pools.
+        for inbox_id in
+            crate::store::inboxes::member_inbox_ids(state.db.pool(), &ws, &user.id).await?
+        {
+            state
+                .engine
+                .router
+                .do_send(parley_actors::engine::router::Resync {
+                    workspace_id: ws.clone(),
+                    inbox_id,
+                });
+        }
+    }
     Ok(web::Json(UserView::from(user)))
 }

@@ -345,6 +345,17 @@ impl Store for SqlStore {
             .map_err(err)
     }
 
+    async fn round_robin_inboxes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query("SELECT workspace_id, id FROM inboxes WHERE routing_mode = 'round_robin'")
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| Ok((r.try_get("workspace_id")?, r.try_get("id")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)
+    }
+
     async fn assign_if_unassigned(
         &self,
         conversation_id: &str,

@@ -213,3 +213,24 @@ async fn manual_inboxes_are_never_assigned_automatically(b: Backend) {
     .expect(200);
     assert_eq!(assigned(&mut console, &conv).await, agent.id());
 }
+
+on_both_stores!(conversations_waiting_across_a_restart_are_routed_when_an_agent_comes_online);
+
+async fn conversations_waiting_across_a_restart_are_routed_when_an_agent_comes_online(b: Backend) {
+    let env = TestEnv::new(b, &[]).await;
+    let app = env.start().await;
+    let admin = app.admin(&env, "Acme", "ada@acme.test").await;
+    let agent = app.agent(&admin, "bob@acme.test").await;
+    let chat = app
+        .chat_with(&admin, &[&agent], json!({"mode": "round_robin"}))
+        .await;
+    let (mut v, conv) = visit(&app, &chat, 1).await;
+    assert_eq!(v.recv_type("queue").await["position"], 1);
+    drop(v);
+    app.stop().await;
+
+    let app = env.start().await;
+    let mut watcher = app.agent_ws(&admin).await;
+    let _console = app.agent_ws(&agent).await;
+    assert_eq!(assigned(&mut watcher, &conv).await, agent.id());
+}

@@ -407,6 +407,24 @@ async fn publish<T: serde::Serialize>(backplane: &SharedBackplane, topic: &str, 
 
 impl Actor for Router {
     type Context = Context<Self>;
+
+    /// Recovery: listen to every round-robin inbox's workspace and resync each, so
+    /// conversations that waited across a restart are routed as soon as someone can
+    /// take them.
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        async move { store.round_robin_inboxes().await }
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok(inboxes) => {
+                    for (workspace_id, inbox_id) in inboxes {
+                        act.run(workspace_id, inbox_id, None, ctx);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "Router could not list inboxes at start"),
+            })
+            .spawn(ctx);
+    }
 }
 
 impl Supervised for Router {

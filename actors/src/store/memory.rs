@@ -132,6 +132,10 @@ impl Store for MemoryStore {
         Ok(None)
     }
 
+    async fn round_robin_inboxes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
+
     async fn assign_if_unassigned(
         &self,
         conversation_id: &str,

@@ -180,6 +180,11 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
     ) -> Result<Option<ConversationRecord>, StoreError>;
 
+    /// `(workspace_id, inbox_id)` of every round-robin inbox, for the router to pick
+    /// up at start (what waited before a restart is routed as soon as someone can take
+    /// it).
+    async fn round_robin_inboxes(&self) -> Result<Vec<(String, String)>, StoreError>;
+
     /// Messages of a conversation with `seq > after_seq`, in order, at most `limit`.
     async fn messages_after(
         &self,
