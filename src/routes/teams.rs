@@ -70,6 +70,22 @@ pub struct CreateTeam {
     pub member_ids: Vec<String>,
 }
 
+/// A team's members changed: the inboxes routing among them re-read their pools.
+async fn resync_team_inboxes(state: &AppState, workspace_id: &str, team_id: &str) -> ApiResult<()> {
+    for inbox_id in
+        crate::store::inboxes::routing_to_team(state.db.pool(), workspace_id, team_id).await?
+    {
+        state
+            .engine
+            .router
+            .do_send(parley_actors::engine::router::Resync {
+                workspace_id: workspace_id.to_owned(),
+                inbox_id,
+            });
+    }
+    Ok(())
+}
+
 /// Fail with 400 unless every id is a user of the workspace; returns them deduplicated.
 pub(crate) async fn check_user_ids(
     state: &AppState,
@@ -334,6 +350,7 @@ pub async fn add_team_member(
         .await?
         .ok_or_else(|| ApiError::not_found("team"))?;
     tx.commit().await?;
+    resync_team_inboxes(&state, ws, &id).await?;
     Ok(web::Json(TeamView::from(team)))
 }
 
@@ -372,5 +389,6 @@ pub async fn remove_team_member(
     )
     .await?;
     tx.commit().await?;
+    resync_team_inboxes(&state, ws, &team_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

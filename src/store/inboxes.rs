@@ -294,3 +294,19 @@ pub async fn member_inbox_ids<'c>(
         .map(|r| r.try_get("inbox_id"))
         .collect()
 }
+
+/// The inboxes that route among a team's members.
+pub async fn routing_to_team<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    team_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query("SELECT id FROM inboxes WHERE workspace_id = $1 AND routing_team_id = $2")
+        .bind(workspace_id)
+        .bind(team_id)
+        .fetch_all(exec)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect()
+}

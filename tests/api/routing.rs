@@ -234,3 +234,52 @@ async fn conversations_waiting_across_a_restart_are_routed_when_an_agent_comes_o
     let _console = app.agent_ws(&agent).await;
     assert_eq!(assigned(&mut watcher, &conv).await, agent.id());
 }
+
+on_both_stores!(a_routing_team_routes_among_its_members_in_the_inbox_and_follows_changes);
+
+async fn a_routing_team_routes_among_its_members_in_the_inbox_and_follows_changes(b: Backend) {
+    let (_env, app, admin) = start(b).await;
+    let in_both = app.agent(&admin, "both@acme.test").await;
+    let inbox_only = app.agent(&admin, "inbox@acme.test").await;
+    let team_only = app.agent(&admin, "team@acme.test").await;
+    let team = app
+        .post(
+            "/api/v1/teams",
+            &admin.token,
+            json!({"name": "Tier 1", "member_ids": [in_both.id(), team_only.id()]}),
+        )
+        .await
+        .expect(201);
+    let team_id = team.body["id"].as_str().unwrap().to_owned();
+    let chat = app
+        .chat_with(
+            &admin,
+            &[&in_both, &inbox_only],
+            json!({"mode": "round_robin", "team_id": team_id}),
+        )
+        .await;
+    let mut watcher = app.agent_ws(&admin).await;
+    let _c1 = app.agent_ws(&in_both).await;
+    let _c2 = app.agent_ws(&inbox_only).await;
+    let _c3 = app.agent_ws(&team_only).await;
+
+    // Only the team member who is in the inbox is routed to.
+    let mut keep = Vec::new();
+    for n in 0..2 {
+        let (ws, conv) = visit(&app, &chat, n).await;
+        keep.push(ws);
+        assert_eq!(assigned(&mut watcher, &conv).await, in_both.id());
+    }
+    // Joining the team makes the inbox member eligible at once (never assigned yet, so
+    // next in the rotation).
+    app.post(
+        &format!("/api/v1/teams/{team_id}/members"),
+        &admin.token,
+        json!({"user_id": inbox_only.id()}),
+    )
+    .await
+    .expect(200);
+    let (_ws, conv) = visit(&app, &chat, 9).await;
+    assert_eq!(assigned(&mut watcher, &conv).await, inbox_only.id());
+    drop(keep);
+}
