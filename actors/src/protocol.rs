@@ -381,6 +381,22 @@ pub struct ConversationObject {
     pub created_at: DateTime<Utc>,
     /// When its latest message was posted, RFC 3339 UTC.
     pub last_message_at: DateTime<Utc>,
+    /// The assigned agent's public profile (what a visitor may see), when assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<AgentProfile>,
+}
+
+/// What anyone in a conversation may see of its agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentProfile {
+    /// The agent's user id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// Booking/meeting link.
+    pub meeting_link: Option<String>,
 }
 
 /// Whether a conversation is open.
@@ -722,6 +738,7 @@ mod tests {
             contact_id: "k1".into(),
             created_at: at(9, 0, 0),
             last_message_at: at(9, 30, 0),
+            assignee: None,
         }
     }
 

@@ -359,7 +359,7 @@ pub async fn assign(
     id: web::Path<String>,
     body: crate::extract::Json<AssignRequest>,
 ) -> ApiResult<web::Json<ConversationObject>> {
-    let mut record = visible(&state, &principal, &id).await?;
+    let record = visible(&state, &principal, &id).await?;
     let ws = principal.workspace_id();
     if let Some(user_id) = &body.user_id {
         let user = users::get(state.db.pool(), ws, user_id)
@@ -393,7 +393,10 @@ pub async fn assign(
     )
     .await?;
     tx.commit().await?;
-    record.assignee_id = body.user_id.clone();
+    // Re-read, so the event carries the new assignee's profile.
+    let record = sql::get_conversation(state.db.pool(), &record.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
     metrics::counter!("parley_assignments_total", "reason" => "manual").increment(1);
     announce(&state, ConversationEvent::Assigned, &record).await;
     resync_routing(&state, &record);

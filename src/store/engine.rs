@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use parley_actors::protocol::{
-    Attachment, ConversationStatus, MessageObject, Participant, ParticipantKind,
+    AgentProfile, Attachment, ConversationStatus, MessageObject, Participant, ParticipantKind,
 };
 use parley_actors::store::{
     Appended, ConversationRecord, NewConversation, NewMessage, PoolMember, RoutingSnapshot, Store,
@@ -56,7 +56,13 @@ fn err(e: sqlx::Error) -> StoreError {
 const CONVERSATION_COLUMNS: &str = "c.id AS id, c.workspace_id AS workspace_id, \
     c.inbox_id AS inbox_id, c.channel_id AS channel_id, ch.kind AS channel, \
     c.contact_id AS contact_id, c.status AS status, c.assignee_id AS assignee_id, \
-    c.created_at AS created_at, c.last_message_at AS last_message_at, c.last_seq AS last_seq";
+    c.created_at AS created_at, c.last_message_at AS last_message_at, c.last_seq AS last_seq, \
+    au.name AS assignee_name, au.avatar_url AS assignee_avatar_url, \
+    au.meeting_link AS assignee_meeting_link";
+
+/// The joins [`CONVERSATION_COLUMNS`] needs after `FROM conversations c`.
+const CONVERSATION_JOINS: &str =
+    "JOIN channels ch ON ch.id = c.channel_id LEFT JOIN users au ON au.id = c.assignee_id";
 
 /// Decode a row of [`CONVERSATION_COLUMNS`].
 pub fn conversation_from_row(r: &AnyRow) -> Result<ConversationRecord, sqlx::Error> {
@@ -72,6 +78,18 @@ pub fn conversation_from_row(r: &AnyRow) -> Result<ConversationRecord, sqlx::Err
         created_at: to_time(r.try_get("created_at")?),
         last_message_at: to_time(r.try_get("last_message_at")?),
         last_seq: u64::try_from(r.try_get::<i64, _>("last_seq")?).unwrap_or(0),
+        assignee: match (
+            r.try_get::<Option<String>, _>("assignee_id")?,
+            r.try_get::<Option<String>, _>("assignee_name")?,
+        ) {
+            (Some(id), Some(name)) => Some(AgentProfile {
+                id,
+                name,
+                avatar_url: r.try_get("assignee_avatar_url")?,
+                meeting_link: r.try_get("assignee_meeting_link")?,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -107,8 +125,8 @@ pub async fn get_conversation<'c>(
     id: &str,
 ) -> Result<Option<ConversationRecord>, sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversations c \
-         JOIN channels ch ON ch.id = c.channel_id WHERE c.id = $1"
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations c {CONVERSATION_JOINS} \
+         WHERE c.id = $1"
     )))
     .bind(id)
     .fetch_optional(exec)
@@ -144,8 +162,7 @@ pub async fn list_conversations<'c>(
     limit: i64,
 ) -> Result<Vec<ConversationRecord>, sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversations c \
-         JOIN channels ch ON ch.id = c.channel_id \
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations c {CONVERSATION_JOINS} \
          WHERE c.workspace_id = $1 \
          AND ($2 = '' OR c.id < $2) \
          AND ($3 = '' OR c.status = $3) \
@@ -225,6 +242,7 @@ impl Store for SqlStore {
             created_at: to_time(now),
             last_message_at: to_time(now),
             last_seq: 0,
+            assignee: None,
         })
     }
 

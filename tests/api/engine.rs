@@ -809,6 +809,7 @@ async fn assigning_closing_and_reopening_reach_consoles_and_the_visitor(b: Backe
     );
     let v = visitor.ws.recv_type("conversation").await;
     assert_eq!(v["event"], "assigned");
+    assert_eq!(v["conversation"]["assignee"]["name"], "bob@acme.test");
 
     app.post(&format!("{path}/close"), &agent.token, json!({}))
         .await

@@ -87,9 +87,13 @@ async fn only_present_agents_are_assigned_and_round_robin_is_fair(b: Backend) {
     assert_eq!(counts.get(&online2.id()), Some(&3), "{counts:?}");
     assert!(!counts.contains_key(&away.id()) && !counts.contains_key(&offline.id()));
 
-    // The visitor sees who answers: the assigned event reaches them too.
+    // The visitor sees who answers: the assigned event reaches them too, with the
+    // agent's public profile.
     let e = sockets[0].recv_type("conversation").await;
     assert_eq!(e["event"], "assigned");
+    let profile = &e["conversation"]["assignee"];
+    assert_eq!(profile["id"], e["conversation"]["assignee_id"]);
+    assert!(profile["name"].as_str().unwrap().ends_with("@acme.test"));
 }
 
 async fn the_queue_drains_in_fifo_order_the_moment_capacity_frees(b: Backend) {

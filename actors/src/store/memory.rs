@@ -63,6 +63,7 @@ impl Store for MemoryStore {
             created_at: now,
             last_message_at: now,
             last_seq: 0,
+            assignee: None,
         };
         inner
             .conversations

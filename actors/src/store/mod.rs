@@ -11,8 +11,8 @@ pub mod memory;
 use chrono::{DateTime, Utc};
 
 use crate::protocol::{
-    Attachment, Channel, ConversationObject, ConversationStatus, MessageKind, MessageObject,
-    Participant,
+    AgentProfile, Attachment, Channel, ConversationObject, ConversationStatus, MessageKind,
+    MessageObject, Participant,
 };
 
 /// A conversation as the engine needs it.
@@ -40,6 +40,8 @@ pub struct ConversationRecord {
     pub last_message_at: DateTime<Utc>,
     /// Highest `seq` committed.
     pub last_seq: u64,
+    /// The assignee's public profile, when the store read it (`None` otherwise).
+    pub assignee: Option<AgentProfile>,
 }
 
 impl ConversationRecord {
@@ -54,6 +56,10 @@ impl ConversationRecord {
             contact_id: self.contact_id.clone(),
             created_at: self.created_at,
             last_message_at: self.last_message_at,
+            assignee: self
+                .assignee
+                .clone()
+                .filter(|a| Some(&a.id) == self.assignee_id.as_ref()),
         }
     }
 }
