@@ -363,6 +363,65 @@ impl Store for SqlStore {
             .map_err(err)
     }
 
+    async fn return_conversations(
+        &self,
+        inbox_id: &str,
+        agent_id: &str,
+        reason: &str,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        let mut tx = self.db.pool().begin().await.map_err(err)?;
+        let ids: Vec<String> = sqlx::query(
+            "SELECT id FROM conversations WHERE inbox_id = $1 AND assignee_id = $2 \
+             AND status = 'open'",
+        )
+        .bind(inbox_id)
+        .bind(agent_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let changed = sqlx::query(
+                "UPDATE conversations SET assignee_id = NULL, updated_at = $1 \
+                 WHERE id = $2 AND assignee_id = $3 AND status = 'open'",
+            )
+            .bind(now_ms())
+            .bind(&id)
+            .bind(agent_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected();
+            if changed == 0 {
+                continue;
+            }
+            let record = get_conversation(&mut *tx, &id)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| StoreError("conversation vanished".into()))?;
+            super::audit::record(
+                &mut *tx,
+                super::audit::Entry {
+                    workspace_id: &record.workspace_id,
+                    actor_id: None,
+                    action: "conversation.assigned",
+                    target_type: "conversation",
+                    target_id: &id,
+                    details: serde_json::json!({"from": agent_id, "to": null, "reason": reason}),
+                },
+            )
+            .await
+            .map_err(err)?;
+            out.push(record);
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(out)
+    }
+
     async fn round_robin_inboxes(&self) -> Result<Vec<(String, String)>, StoreError> {
         sqlx::query("SELECT workspace_id, id FROM inboxes WHERE routing_mode = 'round_robin'")
             .fetch_all(self.db.pool())
@@ -451,8 +510,8 @@ pub async fn routing_snapshot(
     inbox_id: &str,
 ) -> Result<Option<RoutingSnapshot>, sqlx::Error> {
     let Some(inbox) = sqlx::query(
-        "SELECT workspace_id, routing_mode, routing_capacity, routing_team_id \
-         FROM inboxes WHERE id = $1",
+        "SELECT workspace_id, routing_mode, routing_capacity, routing_team_id, \
+         offline_action, offline_grace_secs FROM inboxes WHERE id = $1",
     )
     .bind(inbox_id)
     .fetch_optional(pool)
@@ -464,6 +523,11 @@ pub async fn routing_snapshot(
     let mode: String = inbox.try_get("routing_mode")?;
     let default_capacity: Option<i64> = inbox.try_get("routing_capacity")?;
     let team_id: Option<String> = inbox.try_get("routing_team_id")?;
+    let return_after = (inbox.try_get::<String, _>("offline_action")? == "return").then(|| {
+        std::time::Duration::from_secs(
+            u64::try_from(inbox.try_get::<i64, _>("offline_grace_secs").unwrap_or(0)).unwrap_or(0),
+        )
+    });
     let members = match &team_id {
         Some(team) => {
             sqlx::query(
@@ -538,6 +602,7 @@ pub async fn routing_snapshot(
         pool: pool_members,
         waiting,
         assigned,
+        return_after,
     }))
 }
 

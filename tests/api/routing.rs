@@ -287,3 +287,49 @@ async fn a_routing_team_routes_among_its_members_in_the_inbox_and_follows_change
     assert_eq!(assigned(&mut watcher, &conv).await, inbox_only.id());
     drop(keep);
 }
+
+on_both_stores!(an_offline_agents_conversations_return_to_the_queue_when_the_inbox_says_so);
+
+async fn an_offline_agents_conversations_return_to_the_queue_when_the_inbox_says_so(b: Backend) {
+    let env = TestEnv::new(
+        b,
+        &[
+            ("PARLEY__ENGINE__PRESENCE_TTL_SECS", "2"),
+            ("PARLEY__ENGINE__HEARTBEAT_SECS", "1"),
+        ],
+    )
+    .await;
+    let app = env.start().await;
+    let admin = app.admin(&env, "Acme", "ada@acme.test").await;
+    let leaving = app.agent(&admin, "leaving@acme.test").await;
+    let staying = app.agent(&admin, "staying@acme.test").await;
+    let chat = app
+        .chat_with(
+            &admin,
+            &[&leaving, &staying],
+            json!({"mode": "round_robin", "offline": {"action": "return", "grace_seconds": 0}}),
+        )
+        .await;
+    let mut watcher = app.agent_ws(&admin).await;
+    let console = app.agent_ws(&leaving).await;
+    let (_v, conv) = visit(&app, &chat, 1).await;
+    assert_eq!(assigned(&mut watcher, &conv).await, leaving.id());
+
+    let _other = app.agent_ws(&staying).await;
+    console.close().await;
+    // Once the presence TTL lapses the conversation is returned, then routed again.
+    let returned = watcher
+        .recv_where("returned", |f| {
+            f["type"] == "conversation"
+                && f["event"] == "assigned"
+                && f["conversation"]["id"] == conv.as_str()
+                && f["conversation"]["assignee_id"].is_null()
+        })
+        .await;
+    assert!(returned["conversation"].get("assignee").is_none());
+    assert_eq!(assigned(&mut watcher, &conv).await, staying.id());
+    let audit = app.get("/api/v1/audit-log", &admin.token).await.expect(200);
+    assert!(audit.body["items"].as_array().unwrap().iter().any(|e| {
+        e["details"]["reason"] == "returned: agent offline" && e["target_id"] == conv.as_str()
+    }));
+}

@@ -181,6 +181,56 @@ impl Router {
     }
 }
 
+impl Router {
+    /// The inbox's offline policy `return`: once the agent has been offline for the
+    /// grace period, their open conversations go back to the queue (every node may do
+    /// it; the store's conditional update makes it happen once) and are routed again.
+    fn return_when_still_offline(
+        &mut self,
+        workspace_id: String,
+        inbox_id: String,
+        agent_id: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let store = self.store.clone();
+        let backplane = self.backplane.clone();
+        let (ws, inbox) = (workspace_id.clone(), inbox_id.clone());
+        async move {
+            let snapshot = store.routing_snapshot(&inbox).await.ok().flatten()?;
+            let grace = snapshot.return_after?;
+            tokio::time::sleep(grace).await;
+            let sessions = backplane
+                .set_members(&presence_key(&ws, &agent_id))
+                .await
+                .ok()?;
+            if !sessions.is_empty() {
+                return None; // back in time
+            }
+            let returned = store
+                .return_conversations(&inbox, &agent_id, "returned: agent offline")
+                .await
+                .ok()?;
+            for record in &returned {
+                metrics::counter!("parley_assignments_total", "reason" => "returned_offline")
+                    .increment(1);
+                let event = WsEvent::Conversation {
+                    event: ConversationEvent::Assigned,
+                    conversation: record.to_object(),
+                };
+                publish(&backplane, &workspace_topic(&ws), &event).await;
+            }
+            (!returned.is_empty()).then_some(())
+        }
+        .into_actor(self)
+        .map(move |returned, act, ctx| {
+            if returned.is_some() {
+                act.run(workspace_id, inbox_id, None, ctx);
+            }
+        })
+        .spawn(ctx);
+    }
+}
+
 /// Work waiting for an inbox's next routing step.
 #[derive(Debug, Default)]
 struct Pending {
@@ -462,7 +512,7 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Router {
         // Someone came online (or left): their inboxes may now drain. Heartbeats
         // re-announce unchanged presence; those change nothing.
         if let Ok(WsEvent::Presence { user_id, status }) = serde_json::from_str::<WsEvent>(&payload)
-            && self.presence.insert(user_id, status) != Some(status)
+            && self.presence.insert(user_id.clone(), status) != Some(status)
         {
             let all: Vec<(String, String)> = self
                 .inboxes
@@ -470,6 +520,9 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Router {
                 .flat_map(|(ws, inboxes)| inboxes.iter().map(move |i| (ws.clone(), i.clone())))
                 .collect();
             for (ws, inbox) in all {
+                if status == crate::protocol::PresenceState::Offline {
+                    self.return_when_still_offline(ws.clone(), inbox.clone(), user_id.clone(), ctx);
+                }
                 self.run(ws, inbox, None, ctx);
             }
         }

@@ -133,6 +133,26 @@ impl Store for MemoryStore {
         Ok(None)
     }
 
+    async fn return_conversations(
+        &self,
+        inbox_id: &str,
+        agent_id: &str,
+        _reason: &str,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        let mut inner = self.lock()?;
+        let mut out = Vec::new();
+        for c in inner.conversations.values_mut() {
+            if c.inbox_id == inbox_id
+                && c.status == ConversationStatus::Open
+                && c.assignee_id.as_deref() == Some(agent_id)
+            {
+                c.assignee_id = None;
+                out.push(c.clone());
+            }
+        }
+        Ok(out)
+    }
+
     async fn round_robin_inboxes(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(Vec::new())
     }

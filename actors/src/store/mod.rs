@@ -146,6 +146,9 @@ pub struct RoutingSnapshot {
     pub waiting: Vec<String>,
     /// Open conversations assigned now.
     pub assigned: Vec<String>,
+    /// Return an offline agent's open conversations to the queue after this long
+    /// (`None` = they keep them).
+    pub return_after: Option<std::time::Duration>,
 }
 
 /// A store failure (the database is unreachable, a constraint broke, …).
@@ -185,6 +188,15 @@ pub trait Store: Send + Sync + 'static {
         capacity: Option<u32>,
         reason: &str,
     ) -> Result<Option<ConversationRecord>, StoreError>;
+
+    /// Unassign an agent's open conversations in an inbox (recording `reason` in the
+    /// audit log); returns them as they are now.
+    async fn return_conversations(
+        &self,
+        inbox_id: &str,
+        agent_id: &str,
+        reason: &str,
+    ) -> Result<Vec<ConversationRecord>, StoreError>;
 
     /// `(workspace_id, inbox_id)` of every round-robin inbox, for the router to pick
     /// up at start (what waited before a restart is routed as soon as someone can take
