@@ -213,6 +213,10 @@ pub enum ServerFrame {
         conversation_id: String,
         /// 1-based position among the inbox's waiting conversations.
         position: usize,
+        /// Seconds until an agent is likely to answer: the position times the recent
+        /// average wait of this inbox's queue; absent until a wait has been observed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estimate_seconds: Option<u64>,
     },
 }
 
@@ -1086,6 +1090,7 @@ mod tests {
             ServerFrame::Queue {
                 conversation_id: "c".into(),
                 position: 2,
+                estimate_seconds: Some(90),
             },
         ];
         let names: Vec<_> = frames.iter().map(ServerFrame::type_name).collect();

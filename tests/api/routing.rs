@@ -170,6 +170,11 @@ async fn the_queue_drains_in_fifo_order_the_moment_capacity_frees(b: Backend) {
     .await
     .expect(200);
     assert_eq!(assigned(&mut console, &c3).await, agent.id());
+    // Waits have been observed now: a newcomer's position comes with an estimate.
+    let (mut v4, _c4) = visit(&app, &chat, 4).await;
+    let q4 = v4.recv_type("queue").await;
+    assert_eq!(q4["position"], 1);
+    assert!(q4["estimate_seconds"].is_u64(), "{q4}");
     let audit = app.get("/api/v1/audit-log", &admin.token).await.expect(200);
     let reasons: Vec<&Value> = audit.body["items"]
         .as_array()

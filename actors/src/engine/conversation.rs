@@ -578,10 +578,14 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for ConversationAc
             Ok(ConvEvent::Message { message }) => self.on_message(message, None, ctx),
             Ok(ConvEvent::Typing { who, on }) => self.on_typing(who, on),
             Ok(ConvEvent::ViewersChanged) => self.refresh_viewers(ctx),
-            Ok(ConvEvent::Queue { position }) => {
+            Ok(ConvEvent::Queue {
+                position,
+                estimate_seconds,
+            }) => {
                 let frame = ServerFrame::Queue {
                     conversation_id: self.id.clone(),
                     position,
+                    estimate_seconds,
                 };
                 self.send_to(&frame, false, None);
             }

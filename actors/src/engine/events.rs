@@ -28,6 +28,9 @@ pub enum ConvEvent {
     Queue {
         /// 1-based position.
         position: usize,
+        /// Likely wait, in seconds, when known.
+        #[serde(default)]
+        estimate_seconds: Option<u64>,
     },
     /// Test-only: crash every node's actor of this conversation.
     Fault,

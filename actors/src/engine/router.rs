@@ -65,6 +65,9 @@ pub struct Router {
     pending: HashMap<String, Pending>,
     /// Last presence seen per user: heartbeats re-announce it, only changes matter.
     presence: HashMap<String, crate::protocol::PresenceState>,
+    /// Per inbox, the recent average wait (seconds) of conversations that queued:
+    /// an exponentially weighted moving average, for `queue` estimates.
+    avg_wait: HashMap<String, f64>,
 }
 
 impl std::fmt::Debug for Router {
@@ -83,6 +86,8 @@ struct Decision {
     assignments: Vec<Assignment>,
     /// Each agent's capacity, for the store's own check.
     capacities: HashMap<String, Option<u32>>,
+    /// The assignments that took a conversation off the queue (it had waited).
+    from_queue: HashSet<String>,
     /// Queue positions that changed: (conversation, new position).
     positions: Vec<(String, usize)>,
 }
@@ -97,6 +102,7 @@ impl Router {
             busy: HashSet::new(),
             pending: HashMap::new(),
             presence: HashMap::new(),
+            avg_wait: HashMap::new(),
         })
     }
 
@@ -141,6 +147,7 @@ impl Router {
         let store = self.store.clone();
         let backplane = self.backplane.clone();
         let inbox = inbox_id.clone();
+        let avg_wait = self.avg_wait.get(&inbox_id).copied();
         async move {
             let started = std::time::Instant::now();
             let decision = route(
@@ -152,22 +159,27 @@ impl Router {
                 work.resync,
             )
             .await;
-            let stale = match decision {
+            let (stale, waits) = match decision {
                 Ok(Some(d)) => {
-                    apply(&*store, &backplane, &work.workspace_id, &inbox, d, started).await
+                    apply(&*store, &backplane, &work.workspace_id, &inbox, d, started, avg_wait)
+                        .await
                 }
-                Ok(None) => false,
+                Ok(None) => (false, Vec::new()),
                 Err(e) => {
                     metrics::counter!("parley_routing_failures_total").increment(1);
                     tracing::warn!(inbox_id = %inbox, error = %e, "Routing step failed; the next event retries");
-                    false
+                    (false, Vec::new())
                 }
             };
-            (stale, work.workspace_id)
+            (stale, waits, work.workspace_id)
         }
         .into_actor(self)
-        .map(move |(stale, workspace_id), act, ctx| {
+        .map(move |(stale, waits, workspace_id), act, ctx| {
             act.busy.remove(&inbox_id);
+            for wait in waits {
+                let avg = act.avg_wait.entry(inbox_id.clone()).or_insert(wait);
+                *avg = 0.8 * *avg + 0.2 * wait;
+            }
             if stale {
                 // An assignment was refused (closed, taken, or at capacity meanwhile):
                 // re-read the store and route what still waits.
@@ -333,6 +345,11 @@ async fn route(
         };
         let before: Vec<String> = state.queue.iter().cloned().collect();
         let mut assignments = state.drain();
+        let from_queue: HashSet<String> = assignments
+            .iter()
+            .map(|a| a.conversation_id.clone())
+            .filter(|id| !arrivals.contains(id))
+            .collect();
         for conversation_id in arrivals {
             // Routed already (by this step's drain, or by another node): never twice.
             if assigned.contains(conversation_id)
@@ -384,6 +401,7 @@ async fn route(
             return Ok(Some(Decision {
                 assignments,
                 capacities,
+                from_queue,
                 positions,
             }));
         }
@@ -401,8 +419,11 @@ async fn apply(
     inbox_id: &str,
     decision: Decision,
     started: std::time::Instant,
-) -> bool {
+    avg_wait: Option<f64>,
+) -> (bool, Vec<f64>) {
     let mut stale = false;
+    // Waits of conversations that had to queue, for the estimate.
+    let mut waits = Vec::new();
     for a in decision.assignments {
         let capacity = decision.capacities.get(&a.agent_id).copied().flatten();
         match store
@@ -417,6 +438,9 @@ async fn apply(
                     .unwrap_or_default();
                 metrics::histogram!("parley_time_to_assignment_seconds")
                     .record(waited.as_secs_f64());
+                if decision.from_queue.contains(&a.conversation_id) {
+                    waits.push(waited.as_secs_f64());
+                }
                 metrics::histogram!("parley_routing_step_seconds")
                     .record(started.elapsed().as_secs_f64());
                 let event = WsEvent::Conversation {
@@ -441,11 +465,14 @@ async fn apply(
         publish(
             backplane,
             &conversation_topic(&conversation_id),
-            &ConvEvent::Queue { position },
+            &ConvEvent::Queue {
+                position,
+                estimate_seconds: avg_wait.map(|w| (w * position as f64).ceil() as u64),
+            },
         )
         .await;
     }
-    stale
+    (stale, waits)
 }
 
 async fn publish<T: serde::Serialize>(backplane: &SharedBackplane, topic: &str, event: &T) {
