@@ -28,6 +28,42 @@ pub struct Settings {
     pub log: LogSettings,
     /// The real-time engine.
     pub engine: EngineSettings,
+    /// Routing defaults for new inboxes.
+    pub routing: RoutingSettings,
+}
+
+/// `[routing]`: defaults for a new inbox whose creation request leaves them out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSettings {
+    /// `round_robin` or `manual`.
+    pub default_mode: RoutingModeSetting,
+    /// Max open conversations per agent; 0 = unlimited.
+    pub default_capacity: u32,
+    /// `keep` or `return`.
+    pub default_offline_action: OfflineActionSetting,
+    /// Seconds offline before `return` applies.
+    pub default_offline_grace_secs: u32,
+}
+
+/// `routing.default_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingModeSetting {
+    /// Assign automatically.
+    RoundRobin,
+    /// Assign by hand.
+    Manual,
+}
+
+/// `routing.default_offline_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineActionSetting {
+    /// Keep their conversations.
+    Keep,
+    /// Return them to the queue after the grace period.
+    Return,
 }
 
 /// `[engine]`.
@@ -243,6 +279,14 @@ impl Settings {
         if e.heartbeat_secs == 0 || e.heartbeat_secs >= e.presence_ttl_secs {
             return Err(ConfigError(
                 "engine.heartbeat_secs: must be at least 1 and below engine.presence_ttl_secs"
+                    .into(),
+            ));
+        }
+        if self.routing.default_capacity > 10_000
+            || self.routing.default_offline_grace_secs > 86_400
+        {
+            return Err(ConfigError(
+                "routing: default_capacity must be at most 10000 and default_offline_grace_secs at most 86400"
                     .into(),
             ));
         }

@@ -309,12 +309,19 @@ pub async fn create_inbox(
     principal.require_admin()?;
     let b = body.into_inner();
     let ws = principal.workspace_id();
+    let defaults = &state.settings.routing;
     let mut routing = Routing {
-        mode: "round_robin".into(),
-        capacity: None,
+        mode: match defaults.default_mode {
+            crate::config::RoutingModeSetting::RoundRobin => "round_robin".into(),
+            crate::config::RoutingModeSetting::Manual => "manual".into(),
+        },
+        capacity: (defaults.default_capacity > 0).then(|| i64::from(defaults.default_capacity)),
         team_id: None,
-        offline_action: "keep".into(),
-        offline_grace_secs: default_grace(),
+        offline_action: match defaults.default_offline_action {
+            crate::config::OfflineActionSetting::Keep => "keep".into(),
+            crate::config::OfflineActionSetting::Return => "return".into(),
+        },
+        offline_grace_secs: i64::from(defaults.default_offline_grace_secs),
     };
     apply_routing(&state, ws, &mut routing, b.routing).await?;
     let members: Vec<Member> = check_user_ids(&state, ws, &b.member_ids)

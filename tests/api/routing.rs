@@ -338,3 +338,40 @@ async fn an_offline_agents_conversations_return_to_the_queue_when_the_inbox_says
         e["details"]["reason"] == "returned: agent offline" && e["target_id"] == conv.as_str()
     }));
 }
+
+on_both_stores!(new_inboxes_take_the_routing_defaults_from_the_configuration);
+
+async fn new_inboxes_take_the_routing_defaults_from_the_configuration(b: Backend) {
+    let env = TestEnv::new(
+        b,
+        &[
+            ("PARLEY__ROUTING__DEFAULT_MODE", "manual"),
+            ("PARLEY__ROUTING__DEFAULT_CAPACITY", "3"),
+            ("PARLEY__ROUTING__DEFAULT_OFFLINE_ACTION", "return"),
+            ("PARLEY__ROUTING__DEFAULT_OFFLINE_GRACE_SECS", "60"),
+        ],
+    )
+    .await;
+    let app = env.start().await;
+    let admin = app.admin(&env, "Acme", "ada@acme.test").await;
+    let inbox = app
+        .post("/api/v1/inboxes", &admin.token, json!({"name": "Sales"}))
+        .await
+        .expect(201);
+    assert_eq!(
+        inbox.body["routing"],
+        json!({"mode": "manual", "capacity": 3, "team_id": null,
+               "offline": {"action": "return", "grace_seconds": 60}})
+    );
+    // A request's own settings win over the defaults.
+    let inbox = app
+        .post(
+            "/api/v1/inboxes",
+            &admin.token,
+            json!({"name": "Support", "routing": {"mode": "round_robin", "capacity": null}}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(inbox.body["routing"]["mode"], "round_robin");
+    assert!(inbox.body["routing"]["capacity"].is_null());
+}
