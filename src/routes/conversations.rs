@@ -7,7 +7,6 @@ use parley_actors::engine::EngineError;
 use parley_actors::engine::conversation::{InjectFault, Post};
 use parley_actors::engine::events::WsEvent;
 use parley_actors::engine::hub::GetConversation;
-use parley_actors::engine::router::Resync;
 use parley_actors::engine::workspace_topic;
 use parley_actors::protocol::{
     Channel, ConversationEvent, ConversationObject, ConversationStatus, MessageObject, Participant,
@@ -308,15 +307,6 @@ pub async fn post_message(
     }
 }
 
-/// Loads changed in this conversation's inbox: let the router re-read them (a close
-/// frees capacity, so the oldest waiting conversation is assigned at once).
-fn resync_routing(state: &AppState, record: &ConversationRecord) {
-    state.engine.router.do_send(Resync {
-        workspace_id: record.workspace_id.clone(),
-        inbox_id: record.inbox_id.clone(),
-    });
-}
-
 /// Tell every node's consoles (and the visitor) what happened to a conversation.
 async fn announce(state: &AppState, event: ConversationEvent, record: &ConversationRecord) {
     let payload = serde_json::to_string(&WsEvent::Conversation {
@@ -399,7 +389,9 @@ pub async fn assign(
         .ok_or_else(|| ApiError::not_found("conversation"))?;
     metrics::counter!("parley_assignments_total", "reason" => "manual").increment(1);
     announce(&state, ConversationEvent::Assigned, &record).await;
-    resync_routing(&state, &record);
+    state
+        .engine
+        .resync_routing(&record.workspace_id, &record.inbox_id);
     Ok(web::Json(record.to_object()))
 }
 
@@ -435,7 +427,9 @@ async fn set_status(
     tx.commit().await?;
     record.status = status;
     announce(state, event, &record).await;
-    resync_routing(state, &record);
+    state
+        .engine
+        .resync_routing(&record.workspace_id, &record.inbox_id);
     Ok(record.to_object())
 }
 

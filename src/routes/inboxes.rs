@@ -188,17 +188,6 @@ fn check_capacity(c: Option<i64>) -> ApiResult<()> {
 }
 
 /// Tell the user's open consoles which inboxes they belong to now.
-/// The inbox's pool or settings changed: let the router re-read them.
-fn resync_routing(state: &AppState, workspace_id: &str, inbox_id: &str) {
-    state
-        .engine
-        .router
-        .do_send(parley_actors::engine::router::Resync {
-            workspace_id: workspace_id.to_owned(),
-            inbox_id: inbox_id.to_owned(),
-        });
-}
-
 async fn announce_membership(state: &AppState, workspace_id: &str, user_id: &str) -> ApiResult<()> {
     let inbox_ids = inboxes::member_inbox_ids(state.db.pool(), workspace_id, user_id).await?;
     let event = parley_actors::engine::events::WsEvent::Membership {
@@ -450,7 +439,7 @@ pub async fn update_inbox(
         .await?
         .ok_or_else(|| ApiError::not_found("inbox"))?;
     tx.commit().await?;
-    resync_routing(&state, ws, &inbox.id);
+    state.engine.resync_routing(ws, &inbox.id);
     Ok(web::Json(InboxView::from(inbox)))
 }
 
@@ -557,7 +546,7 @@ pub async fn put_inbox_member(
         .ok_or_else(|| ApiError::not_found("inbox"))?;
     tx.commit().await?;
     announce_membership(&state, ws, &user_id).await?;
-    resync_routing(&state, ws, &inbox_id);
+    state.engine.resync_routing(ws, &inbox_id);
     Ok(web::Json(InboxView::from(inbox)))
 }
 
@@ -597,6 +586,6 @@ pub async fn remove_inbox_member(
     .await?;
     tx.commit().await?;
     announce_membership(&state, ws, &user_id).await?;
-    resync_routing(&state, ws, &inbox_id);
+    state.engine.resync_routing(ws, &inbox_id);
     Ok(HttpResponse::NoContent().finish())
 }

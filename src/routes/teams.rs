@@ -75,13 +75,7 @@ async fn resync_team_inboxes(state: &AppState, workspace_id: &str, team_id: &str
     for inbox_id in
         crate::store::inboxes::routing_to_team(state.db.pool(), workspace_id, team_id).await?
     {
-        state
-            .engine
-            .router
-            .do_send(parley_actors::engine::router::Resync {
-                workspace_id: workspace_id.to_owned(),
-                inbox_id,
-            });
+        state.engine.resync_routing(workspace_id, &inbox_id);
     }
     Ok(())
 }

@@ -335,13 +335,7 @@ pub async fn update_user(
         for inbox_id in
             crate::store::inboxes::member_inbox_ids(state.db.pool(), &ws, &user.id).await?
         {
-            state
-                .engine
-                .router
-                .do_send(parley_actors::engine::router::Resync {
-                    workspace_id: ws.clone(),
-                    inbox_id,
-                });
+            state.engine.resync_routing(&ws, &inbox_id);
         }
     }
     Ok(web::Json(UserView::from(user)))

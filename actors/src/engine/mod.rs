@@ -136,6 +136,15 @@ impl Engine {
         }
     }
 
+    /// An inbox's loads, pool or settings changed: let the router re-read them from
+    /// the store and route what waits (a close frees capacity at once).
+    pub fn resync_routing(&self, workspace_id: &str, inbox_id: &str) {
+        self.router.do_send(router::Resync {
+            workspace_id: workspace_id.to_owned(),
+            inbox_id: inbox_id.to_owned(),
+        });
+    }
+
     /// Close every session of this node with 1001 (going away) so that clients
     /// reconnect, to any node, and resume; waits (up to `within`) until they are gone.
     pub async fn close_sessions(&self, within: Duration) {
