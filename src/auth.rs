@@ -128,6 +128,24 @@ impl Principal {
         self.user.role == Role::Admin
     }
 
+    /// An audit entry for a change this user made in their workspace.
+    pub fn audit<'a>(
+        &'a self,
+        action: &'a str,
+        target_type: &'a str,
+        target_id: &'a str,
+        details: serde_json::Value,
+    ) -> crate::store::audit::Entry<'a> {
+        crate::store::audit::Entry {
+            workspace_id: self.workspace_id(),
+            actor_id: Some(&self.user.id),
+            action,
+            target_type,
+            target_id,
+            details,
+        }
+    }
+
     /// 403 unless the user is an admin.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.is_admin() {

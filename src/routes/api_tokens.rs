@@ -102,14 +102,12 @@ pub async fn create_token(
     .await?;
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "api_token.created",
-            target_type: "api_token",
-            target_id: &row.id,
-            details: json!({"name": row.name, "prefix": row.token_prefix}),
-        },
+        principal.audit(
+            "api_token.created",
+            "api_token",
+            &row.id,
+            json!({"name": row.name, "prefix": row.token_prefix}),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -165,14 +163,12 @@ pub async fn revoke_token(
     }
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "api_token.revoked",
-            target_type: "api_token",
-            target_id: &token.id,
-            details: json!({"name": token.name, "user_id": token.user_id}),
-        },
+        principal.audit(
+            "api_token.revoked",
+            "api_token",
+            &token.id,
+            json!({"name": token.name, "user_id": token.user_id}),
+        ),
     )
     .await?;
     tx.commit().await?;

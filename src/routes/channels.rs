@@ -172,14 +172,12 @@ pub async fn create_channel(
         channels::insert(&mut *tx, ws, &inbox.id, b.kind.as_str(), &name, &b.settings).await?;
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "channel.created",
-            target_type: "channel",
-            target_id: &channel.id,
-            details: json!({"inbox_id": inbox.id, "type": channel.kind, "name": channel.name}),
-        },
+        principal.audit(
+            "channel.created",
+            "channel",
+            &channel.id,
+            json!({"inbox_id": inbox.id, "type": channel.kind, "name": channel.name}),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -284,15 +282,13 @@ pub async fn update_channel(
     channels::update(&mut *tx, &channel).await?;
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: principal.workspace_id(),
-            actor_id: Some(&principal.user.id),
-            action: "channel.updated",
-            target_type: "channel",
-            target_id: &channel.id,
-            details: json!({"name": [before.name, channel.name],
+        principal.audit(
+            "channel.updated",
+            "channel",
+            &channel.id,
+            json!({"name": [before.name, channel.name],
                             "settings_changed": before.settings != channel.settings}),
-        },
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -321,14 +317,7 @@ pub async fn delete_channel(
     }
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "channel.deleted",
-            target_type: "channel",
-            target_id: &id,
-            details: json!({}),
-        },
+        principal.audit("channel.deleted", "channel", &id, json!({})),
     )
     .await?;
     tx.commit().await?;

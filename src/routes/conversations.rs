@@ -372,14 +372,12 @@ pub async fn assign(
     };
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "conversation.assigned",
-            target_type: "conversation",
-            target_id: &record.id,
-            details: json!({"from": before, "to": body.user_id, "reason": reason}),
-        },
+        principal.audit(
+            "conversation.assigned",
+            "conversation",
+            &record.id,
+            json!({"from": before, "to": body.user_id, "reason": reason}),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -414,14 +412,7 @@ async fn set_status(
     sql::set_status(&mut *tx, ws, &record.id, status).await?;
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action,
-            target_type: "conversation",
-            target_id: &record.id,
-            details: json!({}),
-        },
+        principal.audit(action, "conversation", &record.id, json!({})),
     )
     .await?;
     tx.commit().await?;

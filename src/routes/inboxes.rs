@@ -325,15 +325,13 @@ pub async fn create_inbox(
     let inbox = inboxes::insert(&mut tx, ws, b.name.as_str(), &routing, &members).await?;
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "inbox.created",
-            target_type: "inbox",
-            target_id: &inbox.id,
-            details: json!({"name": inbox.name, "routing_mode": inbox.routing.mode,
+        principal.audit(
+            "inbox.created",
+            "inbox",
+            &inbox.id,
+            json!({"name": inbox.name, "routing_mode": inbox.routing.mode,
                             "member_ids": b.member_ids}),
-        },
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -422,17 +420,15 @@ pub async fn update_inbox(
     inboxes::update(&mut *tx, &inbox).await?;
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "inbox.updated",
-            target_type: "inbox",
-            target_id: &inbox.id,
-            details: json!({
+        principal.audit(
+            "inbox.updated",
+            "inbox",
+            &inbox.id,
+            json!({
                 "name": [before.name, inbox.name],
                 "routing": [routing_json(&before.routing), routing_json(&inbox.routing)],
             }),
-        },
+        ),
     )
     .await?;
     let inbox = inboxes::get(&mut tx, ws, &id)
@@ -470,14 +466,7 @@ pub async fn delete_inbox(
     }
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "inbox.deleted",
-            target_type: "inbox",
-            target_id: &id,
-            details: json!({}),
-        },
+        principal.audit("inbox.deleted", "inbox", &id, json!({})),
     )
     .await?;
     tx.commit().await?;
@@ -531,14 +520,12 @@ pub async fn put_inbox_member(
     .await?;
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "inbox.member_set",
-            target_type: "inbox",
-            target_id: &inbox_id,
-            details: json!({"user_id": user_id, "capacity": body.capacity}),
-        },
+        principal.audit(
+            "inbox.member_set",
+            "inbox",
+            &inbox_id,
+            json!({"user_id": user_id, "capacity": body.capacity}),
+        ),
     )
     .await?;
     let inbox = inboxes::get(&mut tx, ws, &inbox_id)
@@ -574,14 +561,12 @@ pub async fn remove_inbox_member(
     }
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "inbox.member_removed",
-            target_type: "inbox",
-            target_id: &inbox_id,
-            details: json!({"user_id": user_id}),
-        },
+        principal.audit(
+            "inbox.member_removed",
+            "inbox",
+            &inbox_id,
+            json!({"user_id": user_id}),
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -144,14 +144,12 @@ pub async fn create_team(
         .map_err(|e| name_taken(e, b.name.as_str()))?;
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "team.created",
-            target_type: "team",
-            target_id: &team.id,
-            details: json!({"name": team.name, "member_ids": team.member_ids}),
-        },
+        principal.audit(
+            "team.created",
+            "team",
+            &team.id,
+            json!({"name": team.name, "member_ids": team.member_ids}),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -242,15 +240,13 @@ pub async fn update_team(
         .map_err(|e| name_taken(e, &team.name))?;
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "team.updated",
-            target_type: "team",
-            target_id: &team.id,
-            details: json!({"name": [before.name, team.name],
+        principal.audit(
+            "team.updated",
+            "team",
+            &team.id,
+            json!({"name": [before.name, team.name],
                             "description": [before.description, team.description]}),
-        },
+        ),
     )
     .await?;
     let team = teams::get(&mut tx, ws, &id)
@@ -281,14 +277,7 @@ pub async fn delete_team(
     }
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "team.deleted",
-            target_type: "team",
-            target_id: &id,
-            details: json!({}),
-        },
+        principal.audit("team.deleted", "team", &id, json!({})),
     )
     .await?;
     tx.commit().await?;
@@ -330,14 +319,12 @@ pub async fn add_team_member(
     }
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "team.member_added",
-            target_type: "team",
-            target_id: &id,
-            details: json!({"user_id": body.user_id}),
-        },
+        principal.audit(
+            "team.member_added",
+            "team",
+            &id,
+            json!({"user_id": body.user_id}),
+        ),
     )
     .await?;
     let team = teams::get(&mut tx, ws, &id)
@@ -372,14 +359,12 @@ pub async fn remove_team_member(
     }
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: ws,
-            actor_id: Some(&principal.user.id),
-            action: "team.member_removed",
-            target_type: "team",
-            target_id: &team_id,
-            details: json!({"user_id": user_id}),
-        },
+        principal.audit(
+            "team.member_removed",
+            "team",
+            &team_id,
+            json!({"user_id": user_id}),
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -129,14 +129,12 @@ pub async fn create_user(
     })?;
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: principal.workspace_id(),
-            actor_id: Some(&principal.user.id),
-            action: "user.created",
-            target_type: "user",
-            target_id: &user.id,
-            details: json!({"email": user.email, "name": user.name, "role": user.role}),
-        },
+        principal.audit(
+            "user.created",
+            "user",
+            &user.id,
+            json!({"email": user.email, "name": user.name, "role": user.role}),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -319,14 +317,7 @@ pub async fn update_user(
     };
     audit::record(
         &mut *tx,
-        audit::Entry {
-            workspace_id: &ws,
-            actor_id: Some(&principal.user.id),
-            action,
-            target_type: "user",
-            target_id: &user.id,
-            details: serde_json::Value::Object(changes),
-        },
+        principal.audit(action, "user", &user.id, serde_json::Value::Object(changes)),
     )
     .await?;
     tx.commit().await?;
