@@ -121,8 +121,7 @@ impl Comparable for MaxRateReport {
         let best = self
             .steps
             .iter()
-            .filter(|s| Some(s.workload.rate) == self.best_rate)
-            .last();
+            .rfind(|s| Some(s.workload.rate) == self.best_rate);
         if let Some(b) = best {
             for mut x in b.figures() {
                 x.name = format!("at that rate: {}", x.name);
@@ -435,6 +434,7 @@ fn num(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

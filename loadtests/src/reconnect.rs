@@ -419,6 +419,7 @@ fn due_us(w: &Reconnect, i: usize, k: u64) -> u64 {
 }
 
 /// What a visitor does with one frame; `Err` when the socket ended.
+#[allow(clippy::too_many_arguments)]
 fn on_frame(
     proto: Proto,
     i: usize,
@@ -580,14 +581,11 @@ async fn agent_task(
         // The agent's conversations' messages in due order.
         let mut next: Vec<u64> = vec![0; mine.len()];
         loop {
-            let Some((j, due)) = mine
+            let (j, due) = mine
                 .iter()
                 .enumerate()
                 .map(|(j, &i)| (j, due_us(&w, i, next[j])))
-                .min_by_key(|(_, d)| *d)
-            else {
-                return None;
-            };
+                .min_by_key(|(_, d)| *d)?;
             if due >= end_us {
                 return None;
             }
