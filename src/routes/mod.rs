@@ -6,6 +6,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod auth;
 pub mod channels;
+pub mod chatflows;
 pub mod conversations;
 pub mod health;
 pub mod inboxes;
@@ -32,11 +33,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(crate::ws::configure)
         .service(
             scope::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(widget::cors))
                 .configure(auth::configure)
                 .configure(users::configure)
                 .configure(teams::configure)
                 .configure(inboxes::configure)
                 .configure(channels::configure)
+                .configure(chatflows::configure)
                 .configure(api_tokens::configure)
                 .configure(audit::configure)
                 .configure(conversations::configure)
