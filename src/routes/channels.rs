@@ -189,7 +189,13 @@ pub async fn create_channel(
     let channel =
         channels::insert(&mut *tx, ws, &inbox.id, b.kind.as_str(), &name, &settings).await?;
     if channel.kind == "chat" {
-        chatflows::insert(&mut *tx, ws, &channel.id, super::chatflows::default_chatflow()).await?;
+        chatflows::insert(
+            &mut *tx,
+            ws,
+            &channel.id,
+            super::chatflows::default_chatflow(),
+        )
+        .await?;
     }
     audit::record(
         &mut *tx,
@@ -202,11 +208,7 @@ pub async fn create_channel(
     )
     .await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(ChannelView::new(
-        channel,
-        &state.public_url,
-        &principal,
-    )))
+    Ok(HttpResponse::Created().json(ChannelView::new(channel, &state.public_url, &principal)))
 }
 
 /// An inbox's channels.
@@ -383,7 +385,12 @@ pub async fn rotate_identity_secret(
     .await?;
     audit::record(
         &mut *tx,
-        principal.audit("channel.identity_secret_rotated", "channel", &channel.id, json!({})),
+        principal.audit(
+            "channel.identity_secret_rotated",
+            "channel",
+            &channel.id,
+            json!({}),
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -10,8 +10,8 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, get, post, web};
 use parley_actors::engine::events::WsEvent;
@@ -155,10 +155,7 @@ pub async fn preflight(
     let (_, settings) = chat_channel(&state, &channel_id).await?;
     check_origin(&req, &settings)?;
     Ok(HttpResponse::NoContent()
-        .insert_header((
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            "GET, POST, OPTIONS",
-        ))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
         .insert_header((
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             "Content-Type, Authorization, X-Filename",

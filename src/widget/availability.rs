@@ -64,17 +64,44 @@ mod tests {
     fn hours_are_read_in_the_time_zone() {
         let a = paris_weekdays();
         // Monday 2025-01-06: Paris is UTC+1 in winter.
-        assert!(!within_hours(&a, Utc.with_ymd_and_hms(2025, 1, 6, 7, 59, 0).unwrap()));
-        assert!(within_hours(&a, Utc.with_ymd_and_hms(2025, 1, 6, 8, 0, 0).unwrap()));
-        assert!(within_hours(&a, Utc.with_ymd_and_hms(2025, 1, 6, 16, 29, 0).unwrap()));
-        assert!(!within_hours(&a, Utc.with_ymd_and_hms(2025, 1, 6, 16, 30, 0).unwrap()));
+        assert!(!within_hours(
+            &a,
+            Utc.with_ymd_and_hms(2025, 1, 6, 7, 59, 0).unwrap()
+        ));
+        assert!(within_hours(
+            &a,
+            Utc.with_ymd_and_hms(2025, 1, 6, 8, 0, 0).unwrap()
+        ));
+        assert!(within_hours(
+            &a,
+            Utc.with_ymd_and_hms(2025, 1, 6, 16, 29, 0).unwrap()
+        ));
+        assert!(!within_hours(
+            &a,
+            Utc.with_ymd_and_hms(2025, 1, 6, 16, 30, 0).unwrap()
+        ));
         // Monday 2025-07-07: UTC+2 in summer.
-        assert!(within_hours(&a, Utc.with_ymd_and_hms(2025, 7, 7, 7, 0, 0).unwrap()));
-        assert!(!within_hours(&a, Utc.with_ymd_and_hms(2025, 7, 7, 15, 30, 0).unwrap()));
+        assert!(within_hours(
+            &a,
+            Utc.with_ymd_and_hms(2025, 7, 7, 7, 0, 0).unwrap()
+        ));
+        assert!(!within_hours(
+            &a,
+            Utc.with_ymd_and_hms(2025, 7, 7, 15, 30, 0).unwrap()
+        ));
         // Tuesday: closed all day.
-        assert!(!within_hours(&a, Utc.with_ymd_and_hms(2025, 1, 7, 12, 0, 0).unwrap()));
+        assert!(!within_hours(
+            &a,
+            Utc.with_ymd_and_hms(2025, 1, 7, 12, 0, 0).unwrap()
+        ));
         // Saturday until midnight local (= 23:00 UTC in winter).
-        assert!(within_hours(&a, Utc.with_ymd_and_hms(2025, 1, 11, 22, 59, 0).unwrap()));
-        assert!(!within_hours(&a, Utc.with_ymd_and_hms(2025, 1, 11, 23, 0, 0).unwrap()));
+        assert!(within_hours(
+            &a,
+            Utc.with_ymd_and_hms(2025, 1, 11, 22, 59, 0).unwrap()
+        ));
+        assert!(!within_hours(
+            &a,
+            Utc.with_ymd_and_hms(2025, 1, 11, 23, 0, 0).unwrap()
+        ));
     }
 }

@@ -150,8 +150,7 @@ impl Default for Offline {
     fn default() -> Self {
         Self {
             collect_email: true,
-            message: "We're away right now. Leave your email and we'll reply within a day."
-                .into(),
+            message: "We're away right now. Leave your email and we'll reply within a day.".into(),
         }
     }
 }
@@ -237,9 +236,11 @@ fn validate(s: &mut ChatSettings) -> Result<(), String> {
         ));
     }
     for (i, h) in a.hours.iter().enumerate() {
-        let open = parse_hhmm(&h.open).filter(|m| *m < 24 * 60).ok_or_else(|| {
-            format!("settings.availability.hours[{i}].open: must be HH:MM (00:00 to 23:59)")
-        })?;
+        let open = parse_hhmm(&h.open)
+            .filter(|m| *m < 24 * 60)
+            .ok_or_else(|| {
+                format!("settings.availability.hours[{i}].open: must be HH:MM (00:00 to 23:59)")
+            })?;
         let close = parse_hhmm(&h.close).ok_or_else(|| {
             format!("settings.availability.hours[{i}].close: must be HH:MM (00:01 to 24:00)")
         })?;
@@ -250,9 +251,7 @@ fn validate(s: &mut ChatSettings) -> Result<(), String> {
         }
     }
     if a.mode == AvailabilityMode::BusinessHours && a.hours.is_empty() {
-        return Err(
-            "settings.availability.hours: business_hours needs at least one entry".into(),
-        );
+        return Err("settings.availability.hours: business_hours needs at least one entry".into());
     }
     if s.offline.message.chars().count() > 1000 {
         return Err("settings.offline.message: at most 1000 characters".into());
@@ -361,17 +360,44 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         for (doc, field) in [
-            (json!({"allowed_origins": ["https://x.com/path"]}), "allowed_origins[0]"),
-            (json!({"allowed_origins": ["ftp://x.com"]}), "allowed_origins[0]"),
+            (
+                json!({"allowed_origins": ["https://x.com/path"]}),
+                "allowed_origins[0]",
+            ),
+            (
+                json!({"allowed_origins": ["ftp://x.com"]}),
+                "allowed_origins[0]",
+            ),
             (json!({"allowed_origins": ["*"]}), "allowed_origins[0]"),
-            (json!({"branding": {"accent_color": "blue"}}), "accent_color"),
+            (
+                json!({"branding": {"accent_color": "blue"}}),
+                "accent_color",
+            ),
             (json!({"branding": {"display_name": " "}}), "display_name"),
-            (json!({"branding": {"avatar_url": "javascript:alert(1)"}}), "avatar_url"),
-            (json!({"availability": {"time_zone": "Mars/Olympus"}}), "time_zone"),
-            (json!({"availability": {"hours": [{"day": "mon", "open": "9", "close": "17:00"}]}}), "open"),
-            (json!({"availability": {"hours": [{"day": "mon", "open": "18:00", "close": "17:00"}]}}), "hours[0]"),
-            (json!({"availability": {"hours": [{"day": "funday", "open": "09:00", "close": "17:00"}]}}), "day"),
-            (json!({"availability": {"mode": "business_hours", "hours": []}}), "hours"),
+            (
+                json!({"branding": {"avatar_url": "javascript:alert(1)"}}),
+                "avatar_url",
+            ),
+            (
+                json!({"availability": {"time_zone": "Mars/Olympus"}}),
+                "time_zone",
+            ),
+            (
+                json!({"availability": {"hours": [{"day": "mon", "open": "9", "close": "17:00"}]}}),
+                "open",
+            ),
+            (
+                json!({"availability": {"hours": [{"day": "mon", "open": "18:00", "close": "17:00"}]}}),
+                "hours[0]",
+            ),
+            (
+                json!({"availability": {"hours": [{"day": "funday", "open": "09:00", "close": "17:00"}]}}),
+                "day",
+            ),
+            (
+                json!({"availability": {"mode": "business_hours", "hours": []}}),
+                "hours",
+            ),
             (json!({"availability": {"mode": "sometimes"}}), "mode"),
         ] {
             let e = parse(&doc).unwrap_err();
@@ -395,7 +421,10 @@ mod tests {
         assert!(!origin_allowed(&s, Some("https://evil.example.com")));
         assert!(!origin_allowed(&s, Some("null")));
         assert!(origin_allowed(&s, None));
-        assert!(origin_allowed(&ChatSettings::default(), Some("https://any.site")));
+        assert!(origin_allowed(
+            &ChatSettings::default(),
+            Some("https://any.site")
+        ));
     }
 
     #[test]

@@ -356,9 +356,7 @@ mod tests {
         assert!(
             serde_json::from_value::<Targeting>(json!({"rules": [{"kind": "url_is"}]})).is_err()
         );
-        assert!(
-            serde_json::from_value::<Targeting>(json!({"rules": [{"kind": "nope"}]})).is_err()
-        );
+        assert!(serde_json::from_value::<Targeting>(json!({"rules": [{"kind": "nope"}]})).is_err());
         assert!(
             serde_json::from_value::<Targeting>(
                 json!({"rules": [{"kind": "url_is", "value": "/", "extra": 1}]})

@@ -16,3 +16,4 @@ mod isolation;
 mod multinode;
 mod routing;
 mod system;
+mod widget;
