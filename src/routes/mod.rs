@@ -12,6 +12,7 @@ pub mod health;
 pub mod inboxes;
 pub mod openapi;
 pub mod teams;
+pub mod uploads;
 pub mod users;
 pub mod web;
 pub mod widget;
@@ -43,7 +44,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(api_tokens::configure)
                 .configure(audit::configure)
                 .configure(conversations::configure)
-                .configure(widget::configure),
+                .configure(widget::configure)
+                .configure(uploads::configure),
         );
 }
 

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod inboxes;
 pub mod sessions;
 pub mod teams;
+pub mod uploads;
 pub mod users;
 pub mod visitors;
 pub mod workspaces;
