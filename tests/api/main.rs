@@ -17,3 +17,4 @@ mod multinode;
 mod routing;
 mod system;
 mod widget;
+mod widget_browser;

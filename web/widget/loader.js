@@ -22,6 +22,7 @@
     var queue = [];
     var api = {
       _loaded: true, version: 1, base: base, channel: channel, identity: identity,
+      status: 'loading', // then 'hidden' (no chatflow here), 'shown' or 'unavailable'
       // Calls made before the widget is ready are queued and replayed.
       open: function () { queue.push(['open']); },
       close: function () { queue.push(['close']); },
@@ -33,12 +34,13 @@
     fetch(url, { credentials: 'omit', mode: 'cors' }).then(function (r) {
       return r.ok ? r.json() : null;
     }).then(function (config) {
-      if (!config || !config.chatflow) return;
+      api.status = !config ? 'unavailable' : config.chatflow ? 'shown' : 'hidden';
+      if (api.status !== 'shown') return;
       api.config = config;
       var el = d.createElement('script');
       el.async = true;
       el.src = base + '/static/widget/widget.js';
       (d.head || d.body).appendChild(el);
-    })['catch'](function () { /* Parley unreachable: stay quiet */ });
+    })['catch'](function () { api.status = 'unavailable'; /* stay quiet */ });
   } catch (e) { /* never break the host page */ }
 })();
