@@ -293,7 +293,13 @@ async fn serve(state: &AppState, row: &UploadRow) -> ApiResult<HttpResponse> {
     let ascii: String = row
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || ".-_ ".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded: String = row
         .name

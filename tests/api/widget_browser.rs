@@ -49,33 +49,40 @@ impl Proxy {
             }
         });
         let state = web::Data::new((cut, kill));
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .route(
-                    "/cut",
-                    web::post().to(
-                        |s: web::Data<(Arc<AtomicBool>, tokio::sync::broadcast::Sender<()>)>| async move {
-                            s.0.store(true, Ordering::SeqCst);
-                            let _ = s.1.send(());
-                            HttpResponse::NoContent().finish()
-                        },
-                    ),
-                )
-                .route(
-                    "/restore",
-                    web::post().to(
-                        |s: web::Data<(Arc<AtomicBool>, tokio::sync::broadcast::Sender<()>)>| async move {
-                            s.0.store(false, Ordering::SeqCst);
-                            HttpResponse::NoContent().finish()
-                        },
-                    ),
-                )
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .unwrap();
+        let server =
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .route(
+                        "/cut",
+                        web::post().to(
+                            |s: web::Data<(
+                                Arc<AtomicBool>,
+                                tokio::sync::broadcast::Sender<()>,
+                            )>| async move {
+                                s.0.store(true, Ordering::SeqCst);
+                                let _ = s.1.send(());
+                                HttpResponse::NoContent().finish()
+                            },
+                        ),
+                    )
+                    .route(
+                        "/restore",
+                        web::post().to(
+                            |s: web::Data<(
+                                Arc<AtomicBool>,
+                                tokio::sync::broadcast::Sender<()>,
+                            )>| async move {
+                                s.0.store(false, Ordering::SeqCst);
+                                HttpResponse::NoContent().finish()
+                            },
+                        ),
+                    )
+            })
+            .workers(1)
+            .disable_signals()
+            .bind(("127.0.0.1", 0))
+            .unwrap();
         let control = format!("http://127.0.0.1:{}", server.addrs()[0].port());
         let server = server.run();
         let handle = server.handle();
@@ -171,16 +178,15 @@ async fn a_visitor_chats_with_an_agent_from_another_origin() {
     // Server side: exactly one copy of the message sent while the network was down.
     let list = app
         .get(
-            &format!("/api/v1/conversations?inbox_id={}&status=closed", chat.inbox_id),
+            &format!(
+                "/api/v1/conversations?inbox_id={}&status=closed",
+                chat.inbox_id
+            ),
             &admin.token,
         )
         .await
         .expect(200);
-    let first = list.body["items"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()["id"]
+    let first = list.body["items"].as_array().unwrap().last().unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -198,7 +204,10 @@ async fn a_visitor_chats_with_an_agent_from_another_origin() {
         .map(|m| m["body"].as_str().unwrap())
         .collect();
     assert_eq!(
-        bodies.iter().filter(|b| **b == "sent while offline").count(),
+        bodies
+            .iter()
+            .filter(|b| **b == "sent while offline")
+            .count(),
         1,
         "{bodies:?}"
     );
@@ -253,7 +262,10 @@ async fn targeting_offline_hours_and_security_in_chromium() {
             "offline": {"collect_email": true, "message": "We're away. We'll email you within a day."}}})
     };
     let secret = app
-        .get(&format!("/api/v1/channels/{}", chat.channel_id), &admin.token)
+        .get(
+            &format!("/api/v1/channels/{}", chat.channel_id),
+            &admin.token,
+        )
         .await
         .expect(200)
         .body["identity_secret"]
@@ -268,10 +280,22 @@ async fn targeting_offline_hours_and_security_in_chromium() {
     );
     let pages = vec![
         ("/blog".to_owned(), page("Blog", "", &snippet(a, ch, ""))),
-        ("/pricing".to_owned(), page("Pricing", "", &snippet(a, ch, ""))),
-        ("/pricing/me".to_owned(), page("Pricing", &identity, &snippet(a, ch, ""))),
-        ("/closed".to_owned(), page("Contact", "", &snippet(a, &offline.channel_id, ""))),
-        ("/down".to_owned(), page("Down", "", &snippet("http://127.0.0.1:9", ch, ""))),
+        (
+            "/pricing".to_owned(),
+            page("Pricing", "", &snippet(a, ch, "")),
+        ),
+        (
+            "/pricing/me".to_owned(),
+            page("Pricing", &identity, &snippet(a, ch, "")),
+        ),
+        (
+            "/closed".to_owned(),
+            page("Contact", "", &snippet(a, &offline.channel_id, "")),
+        ),
+        (
+            "/down".to_owned(),
+            page("Down", "", &snippet("http://127.0.0.1:9", ch, "")),
+        ),
     ];
     let host = HostSite::start(pages);
     allow(&app, &admin, &chat, &host.url).await;
@@ -287,7 +311,10 @@ async fn targeting_offline_hours_and_security_in_chromium() {
         &app,
         &[
             ("HOST_URL", host.url.clone()),
-            ("OTHER_ORIGIN_URL", host.url.replace("127.0.0.1", "localhost")),
+            (
+                "OTHER_ORIGIN_URL",
+                host.url.replace("127.0.0.1", "localhost"),
+            ),
             ("CHANNEL_ID", chat.channel_id.clone()),
             ("FORGED_HASH", "ab".repeat(32)),
         ],

@@ -25,8 +25,7 @@ use super::hub::GetConversation;
 use super::{Engine, EngineError, online_key, presence_key, viewers_key, workspace_topic};
 use crate::backplane::Payload;
 use crate::protocol::{
-    Attachment,
-    Channel, ClientFrame, ConversationEvent, ErrorCode, Participant, ParticipantKind,
+    Attachment, Channel, ClientFrame, ConversationEvent, ErrorCode, Participant, ParticipantKind,
     PresenceState, PresenceStatus, SendKind, ServerFrame, parse_client_frame,
 };
 use crate::store::{Appended, ConversationRecord, NewConversation, NewMessage};
