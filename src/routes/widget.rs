@@ -158,7 +158,7 @@ pub async fn preflight(
         .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
         .insert_header((
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            "Content-Type, Authorization, X-Filename",
+            "Content-Type, Authorization",
         ))
         .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"))
         .finish())

@@ -11,7 +11,7 @@ pub const MAX_ORIGINS: usize = 50;
 pub const MAX_HOURS: usize = 50;
 
 /// A chat channel's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ChatSettings {
     /// Origins (`scheme://host[:port]`) whose pages may embed the widget; empty = any.
@@ -26,17 +26,6 @@ pub struct ChatSettings {
     /// What the widget does when nobody is available.
     #[serde(default)]
     pub offline: Offline,
-}
-
-impl Default for ChatSettings {
-    fn default() -> Self {
-        Self {
-            allowed_origins: Vec::new(),
-            branding: Branding::default(),
-            availability: Availability::default(),
-            offline: Offline::default(),
-        }
-    }
 }
 
 /// The widget's look.

@@ -798,3 +798,294 @@ on_both_stores!(
     identity_attaches_the_visitor_to_the_contact,
     offline_contact_and_end_chat,
 );
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde\0\0\0\x0cIDATx\x9cc\xf8\xcf\xc0\0\0\x03\x01\x01\0\xc9\xfe\x92\xef\0\0\0\0IEND\xaeB`\x82";
+
+async fn upload(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    bytes: Vec<u8>,
+) -> (reqwest::StatusCode, Value) {
+    let res = app
+        .client
+        .post(format!("{}/api/v1{path}", app.address))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn attachments_upload_send_and_download(backend: Backend) {
+    let (_env, app, admin, chat) = setup(backend).await;
+    let agent = app.agent(&admin, "agent@acme.test").await;
+    let outsider = app.agent(&admin, "outsider@acme.test").await;
+    app.put(
+        &format!("/api/v1/inboxes/{}/members/{}", chat.inbox_id, agent.id()),
+        &admin.token,
+        json!({}),
+    )
+    .await;
+    let mut v = app.visitor(&chat).await;
+    let ch = &chat.channel_id;
+    let up = format!("/widget/{ch}/uploads");
+
+    // Bad uploads: no token, a type not accepted, SVG, a PNG that is not one, empty, too big.
+    let (s, p) = upload(
+        &app,
+        &format!("{up}?name=a.png"),
+        "plv_nope",
+        "image/png",
+        PNG.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 401, "{p}");
+    for (ct, bytes, code) in [
+        ("application/x-msdownload", b"MZ...".to_vec(), 400),
+        ("image/svg+xml", b"<svg onload=alert(1)/>".to_vec(), 400),
+        ("image/png", b"GIF89a not a png".to_vec(), 400),
+        ("text/plain", Vec::new(), 400),
+        ("application/zip", vec![0u8; 10 * 1024 * 1024 + 1], 413),
+    ] {
+        let (s, p) = upload(&app, &up, &v.token, ct, bytes).await;
+        assert_eq!(s.as_u16(), code, "{ct}: {p}");
+    }
+
+    // A good one: the attachment object.
+    let (s, a) = upload(
+        &app,
+        &format!("{up}?name=..%2F..%2Fscreen%22shot.png"),
+        &v.token,
+        "image/png",
+        PNG.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 201, "{a}");
+    let id = a["id"].as_str().unwrap().to_owned();
+    assert_eq!(a["name"], "screenshot.png");
+    assert_eq!(a["content_type"], "image/png");
+    assert_eq!(a["size"], PNG.len());
+    assert_eq!(a["url"], format!("/api/v1/attachments/{id}"));
+
+    // Before it is sent, only its uploader may fetch it.
+    let other = app.visitor(&chat).await;
+    let get = |token: String, path: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(format!("{}/api/v1{path}", app.address))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mine = format!("/widget/{ch}/attachments/{id}");
+    assert_eq!(get(v.token.clone(), mine.clone()).await.status(), 200);
+    assert_eq!(get(other.token.clone(), mine.clone()).await.status(), 404);
+    assert_eq!(
+        get(agent.token.clone(), format!("/attachments/{id}"))
+            .await
+            .status(),
+        404
+    );
+
+    // Sent in a message (with an empty body): everyone in the conversation sees it.
+    let mut agent_ws = app.agent_ws(&agent).await;
+    v.ws.send(json!({"type": "send", "client_id": "f1", "body": "", "attachments": [id]}))
+        .await;
+    let ack = v.ws.recv_type("ack").await;
+    let conv = ack["conversation_id"].as_str().unwrap().to_owned();
+    let msgs = app
+        .get(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &admin.token,
+        )
+        .await
+        .expect(200);
+    assert_eq!(msgs.body["items"][0]["attachments"][0]["id"], id.as_str());
+    assert_eq!(
+        msgs.body["items"][0]["attachments"][0]["name"],
+        "screenshot.png"
+    );
+    agent_ws
+        .send(json!({"type": "resume", "conversation_id": conv, "after_seq": 0}))
+        .await;
+    let m = agent_ws.recv_type("message").await;
+    assert_eq!(m["message"]["attachments"][0]["id"], id.as_str());
+    // A retry of the same send is the same message.
+    v.ws.send(json!({"type": "send", "client_id": "f1", "conversation_id": conv, "body": "", "attachments": [id]}))
+        .await;
+    let again = v.ws.recv_type("ack").await;
+    assert_eq!(again["id"], ack["id"]);
+
+    let res = get(agent.token.clone(), format!("/attachments/{id}")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline; filename=\"screenshot.png\"")
+    );
+    assert_eq!(res.bytes().await.unwrap().as_ref(), PNG);
+    assert_eq!(
+        get(admin.token.clone(), format!("/attachments/{id}"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(get(v.token.clone(), mine.clone()).await.status(), 200);
+    // Not for an agent outside the inbox, another visitor, or an unknown id.
+    assert_eq!(
+        get(outsider.token.clone(), format!("/attachments/{id}"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(get(other.token.clone(), mine.clone()).await.status(), 404);
+    assert_eq!(
+        get(v.token.clone(), format!("/widget/{ch}/attachments/nope"))
+            .await
+            .status(),
+        404
+    );
+
+    // Another visitor cannot attach it, nor can the owner move it to another conversation.
+    let mut o = other;
+    o.ws.send(json!({"type": "send", "client_id": "x1", "body": "hi", "attachments": [id]}))
+        .await;
+    let e = o.ws.recv_type("error").await;
+    assert_eq!(e["code"], "invalid_frame");
+    assert_eq!(e["ref"], "x1");
+    o.ws.send(json!({"type": "send", "client_id": "x2", "body": "", "attachments": []}))
+        .await;
+    assert_eq!(o.ws.recv_type("error").await["code"], "invalid_frame");
+    let too_many: Vec<String> = (0..11).map(|i| format!("a{i}")).collect();
+    o.ws.send(json!({"type": "send", "client_id": "x3", "body": "x", "attachments": too_many}))
+        .await;
+    assert_eq!(o.ws.recv_type("error").await["code"], "invalid_frame");
+
+    // Agents upload too (a PDF: downloaded as an attachment, not inline).
+    let (s, pdf) = upload(
+        &app,
+        "/uploads?name=invoice.pdf",
+        &agent.token,
+        "application/pdf",
+        b"%PDF-1.4 test".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 201, "{pdf}");
+    let pid = pdf["id"].as_str().unwrap().to_owned();
+    agent_ws
+        .send(json!({"type": "send", "client_id": "a1", "conversation_id": conv, "body": "your invoice", "attachments": [pid]}))
+        .await;
+    agent_ws.recv_type("ack").await;
+    let m = v.ws.recv_where("invoice", |f| f["type"] == "message").await;
+    assert_eq!(m["message"]["attachments"][0]["name"], "invoice.pdf");
+    let res = get(v.token.clone(), format!("/widget/{ch}/attachments/{pid}")).await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"invoice.pdf\"")
+    );
+    let (s, _) = upload(
+        &app,
+        "/uploads",
+        "plt_nope",
+        "application/pdf",
+        b"%PDF-".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 401);
+}
+
+on_both_stores!(attachments_upload_send_and_download);
+
+/// `gzip -9 | wc -c` of `bytes`.
+fn gzip9(bytes: &[u8]) -> usize {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-9")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip on PATH");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    child.wait_with_output().unwrap().stdout.len()
+}
+
+/// The numbers docs/performance.md records for a row of its "Widget size" table.
+fn recorded(doc: &str, row: &str) -> (usize, usize) {
+    let section = &doc[doc.find("## Widget size").expect("a Widget size section")..];
+    let line = section
+        .lines()
+        .find(|l| l.starts_with(&format!("| {row} |")))
+        .unwrap_or_else(|| panic!("no row {row} in the Widget size table"));
+    let cells: Vec<usize> = line
+        .split('|')
+        .filter_map(|c| c.trim().replace(',', "").parse().ok())
+        .collect();
+    (cells[0], cells[1])
+}
+
+#[actix_web::test]
+async fn widget_sizes_fit_the_budget_and_match_docs_performance() {
+    let (_env, app) = TestApp::spawn(Backend::Sqlite).await;
+    let fetch = |path: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .client
+                .get(format!("{}{path}", app.address))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            assert!(
+                res.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .contains("javascript")
+            );
+            res.bytes().await.unwrap().to_vec()
+        }
+    };
+    let loader = fetch("/widget.js").await;
+    let widget = fetch("/static/widget/widget.js").await;
+    let (lz, wz) = (gzip9(&loader), gzip9(&widget));
+    assert!(
+        lz <= 5 * 1024,
+        "the loader is {lz} bytes gzipped (budget 5 KiB)"
+    );
+    assert!(
+        lz + wz <= 50 * 1024,
+        "the widget is {} bytes gzipped (budget 50 KiB)",
+        lz + wz
+    );
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/performance.md"),
+    )
+    .unwrap();
+    let fresh = [
+        ("`/widget.js` (loader)", loader.len(), lz),
+        ("`/static/widget/widget.js`", widget.len(), wz),
+        ("Whole widget", loader.len() + widget.len(), lz + wz),
+    ];
+    for (row, raw, gz) in fresh {
+        assert_eq!(
+            recorded(&doc, row),
+            (raw, gz),
+            "docs/performance.md's Widget size row {row} is stale: it is now {raw} bytes, {gz} gzipped"
+        );
+    }
+}

@@ -49,9 +49,8 @@ impl Proxy {
             }
         });
         let state = web::Data::new((cut, kill));
-        let server =
-            HttpServer::new(move || {
-                App::new()
+        let server = HttpServer::new(move || {
+            App::new()
                     .app_data(state.clone())
                     .route(
                         "/cut",
@@ -78,11 +77,11 @@ impl Proxy {
                             },
                         ),
                     )
-            })
-            .workers(1)
-            .disable_signals()
-            .bind(("127.0.0.1", 0))
-            .unwrap();
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
         let control = format!("http://127.0.0.1:{}", server.addrs()[0].port());
         let server = server.run();
         let handle = server.handle();
