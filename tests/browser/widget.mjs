@@ -138,7 +138,8 @@ await run(async (browser) => {
   // Attachments: an image uploads, is sent, previews; the agent can download it.
   await page.locator('input[type=file]').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: PNG });
   await page.waitForFunction(() => {
-    const img = document.querySelector('parley-chat').shadowRoot.querySelector('.m.me img');
+    // The message is acknowledged (stored), and its image previews.
+    const img = document.querySelector('parley-chat').shadowRoot.querySelector('.m.me:not(.pending) img');
     return img && img.src.startsWith('blob:') && img.complete && img.naturalWidth === 16;
   }, null, T);
   const msgs = await api('GET', `/conversations/${conv}/messages`, { token: ADMIN });
