@@ -6,6 +6,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod auth;
 pub mod channels;
+pub mod console;
 pub mod conversations;
 pub mod health;
 pub mod inboxes;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(channels::configure)
                 .configure(api_tokens::configure)
                 .configure(audit::configure)
+                .configure(console::configure)
                 .configure(conversations::configure)
                 .configure(widget::configure),
         );

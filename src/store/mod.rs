@@ -10,6 +10,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod channels;
+pub mod console;
 pub mod engine;
 pub mod inboxes;
 pub mod sessions;

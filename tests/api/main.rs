@@ -9,6 +9,8 @@ mod helpers;
 mod admin;
 mod auth;
 mod bad_input;
+mod console;
+mod console_browser;
 mod browser;
 mod engine;
 mod errors;
