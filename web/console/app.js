@@ -670,8 +670,7 @@ async function fetchItem(id) {
 
 function onMention(f) {
   const m = f.message;
-  if (S.conv && S.conv.id === f.conversation_id && document.hasFocus()) return;
-  S.mentions.add(f.conversation_id);
+  if (!(S.conv && S.conv.id === f.conversation_id && document.hasFocus())) S.mentions.add(f.conversation_id);
   const item = S.list.items.get(f.conversation_id);
   if (item) upsertItem(item, true);
   notify('mentions', `${m.sender.name} mentioned you`, plainText(m.body, S.users), f.conversation_id);
