@@ -126,7 +126,15 @@ impl Drop for HostSite {
 #[actix_web::test]
 async fn the_console_and_the_widget_loader_are_served_and_load_in_chromium() {
     let (_env, app) = TestApp::spawn(Backend::Sqlite).await;
-    run_script("smoke.mjs", &app, &[]).await;
+    let host = HostSite::start(vec![(
+        "/".into(),
+        format!(
+            "<!doctype html><title>Host</title><p>A customer's page</p>\
+             <script async src=\"{}/widget.js\"></script>",
+            app.address
+        ),
+    )]);
+    run_script("smoke.mjs", &app, &[("HOST_URL", host.url.clone())]).await;
 }
 
 #[actix_web::test]

@@ -2,8 +2,7 @@
 // with PARLEY_URL (the server under test) and any test-specific variables in its
 // environment; it exits non-zero (with a message) when a check fails.
 import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,7 +16,10 @@ export function env(name) {
   return v;
 }
 
-/** Headless Chromium with the flags this machine needs (see the env notes). */
+/**
+ * Headless Chromium with the flags this machine needs (see the env notes); Playwright gives
+ * each launch a fresh temporary profile.
+ */
 export async function launch() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -25,7 +27,6 @@ export async function launch() {
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      `--user-data-dir=${mkdtempSync(join(tmpdir(), 'parley-chromium-'))}`,
     ],
   });
 }

@@ -12,4 +12,11 @@ await run(async (browser) => {
   check(loader.status === 200, `GET /widget.js answered ${loader.status}`);
   check((loader.headers.get('content-type') || '').includes('javascript'), '/widget.js is JavaScript');
   check(page.pageErrors.length === 0, `page errors: ${page.pageErrors.join('; ')}`);
+
+  // A customer's page on another origin with the tracking code loads without errors.
+  const host = await newPage(browser);
+  const hosted = await host.goto(env('HOST_URL'));
+  check(hosted && hosted.status() === 200, 'the host page loads');
+  await host.waitForLoadState('load');
+  check(host.pageErrors.length === 0, `host page errors: ${host.pageErrors.join('; ')}`);
 });
