@@ -239,7 +239,9 @@ pub fn mentioned_user_ids(body: &str) -> Vec<String> {
         let id = &rest[..end];
         if !id.is_empty()
             && id.len() <= 64
-            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             && !out.iter().any(|o| o == id)
         {
             out.push(id.to_owned());

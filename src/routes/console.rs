@@ -211,7 +211,10 @@ pub async fn counts(
         out.all.add(r);
         out.inboxes.entry(r.inbox_id.clone()).or_default().add(r);
         out.channels.entry(r.channel_id.clone()).or_default().add(r);
-        out.channel_kinds.entry(r.channel.clone()).or_default().add(r);
+        out.channel_kinds
+            .entry(r.channel.clone())
+            .or_default()
+            .add(r);
     }
     Ok(web::Json(out))
 }

@@ -38,7 +38,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// The conversation if this user may see it; 404 otherwise.
-pub(crate) async fn visible(state: &AppState, p: &Principal, id: &str) -> ApiResult<ConversationRecord> {
+pub(crate) async fn visible(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+) -> ApiResult<ConversationRecord> {
     let record = sql::get_conversation(state.db.pool(), id)
         .await?
         .filter(|c| c.workspace_id == p.workspace_id())
@@ -133,9 +137,7 @@ pub async fn list_conversations(
     };
     let q_text = q.q.as_deref().unwrap_or_default().trim();
     if q_text.chars().count() > 200 {
-        return Err(ApiError::Validation(
-            "q: at most 200 characters".into(),
-        ));
+        return Err(ApiError::Validation("q: at most 200 characters".into()));
     }
     let rows = crate::store::console::list(
         state.db.pool(),

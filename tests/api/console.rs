@@ -46,12 +46,26 @@ async fn setup_creates_the_first_admin_once_and_logs_them_in(backend: Backend) {
 
     // Bad input changes nothing.
     for (body, field) in [
-        (json!({"workspace_name": "Acme", "name": "A", "email": "a@x.io", "password": "short"}), "password"),
-        (json!({"workspace_name": "", "name": "A", "email": "a@x.io", "password": PASSWORD}), "workspace_name"),
-        (json!({"workspace_name": "Acme", "name": "A", "email": "not-an-email", "password": PASSWORD}), "email"),
-        (json!({"workspace_name": "Acme", "name": "A", "email": "a@x.io", "password": PASSWORD, "role": "agent"}), "role"),
+        (
+            json!({"workspace_name": "Acme", "name": "A", "email": "a@x.io", "password": "short"}),
+            "password",
+        ),
+        (
+            json!({"workspace_name": "", "name": "A", "email": "a@x.io", "password": PASSWORD}),
+            "workspace_name",
+        ),
+        (
+            json!({"workspace_name": "Acme", "name": "A", "email": "not-an-email", "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"workspace_name": "Acme", "name": "A", "email": "a@x.io", "password": PASSWORD, "role": "agent"}),
+            "role",
+        ),
     ] {
-        let r = post_setup(&app, body).await.expect_problem(400, "validation_failed");
+        let r = post_setup(&app, body)
+            .await
+            .expect_problem(400, "validation_failed");
         assert!(
             r.body["detail"].as_str().unwrap().contains(field),
             "{field}: {}",
@@ -69,11 +83,14 @@ async fn setup_creates_the_first_admin_once_and_logs_them_in(backend: Backend) {
     assert_eq!(r.status(), 400);
     assert!(setup_status(&app).await, "bad input set nothing up");
 
-    let r = post_setup(&app, setup_body("Ada@Example.com")).await.expect(201);
-    assert!(r.headers.get("set-cookie").is_some_and(|c| c
-        .to_str()
-        .unwrap()
-        .starts_with("parley_session=")));
+    let r = post_setup(&app, setup_body("Ada@Example.com"))
+        .await
+        .expect(201);
+    assert!(
+        r.headers
+            .get("set-cookie")
+            .is_some_and(|c| c.to_str().unwrap().starts_with("parley_session="))
+    );
     assert_eq!(r.body["user"]["role"], "admin");
     assert_eq!(r.body["user"]["email"], "ada@example.com");
     assert_eq!(r.body["csrf_header"], "X-CSRF-Token");
@@ -138,7 +155,12 @@ async fn chat_with_message(
     env: &TestEnv,
     app: &TestApp,
     first: &str,
-) -> (crate::helpers::Session, crate::helpers::Chat, String, String) {
+) -> (
+    crate::helpers::Session,
+    crate::helpers::Chat,
+    String,
+    String,
+) {
     let admin = app.admin(env, "W", "admin@example.com").await;
     let chat = app.chat(&admin, &[&admin]).await;
     let mut visitor = app.visitor(&chat).await;
@@ -174,7 +196,15 @@ async fn list_items_carry_contact_preview_and_unread_marks(backend: Backend) {
     assert_eq!(item["unread"], true);
     assert_eq!(item["read_seq"], 0);
     // The conversation object's fields are all there (the contract's shape).
-    for k in ["inbox_id", "channel", "status", "assignee_id", "contact_id", "created_at", "last_message_at"] {
+    for k in [
+        "inbox_id",
+        "channel",
+        "status",
+        "assignee_id",
+        "contact_id",
+        "created_at",
+        "last_message_at",
+    ] {
         assert!(item.get(k).is_some(), "{k} missing");
     }
     let one = app
@@ -214,8 +244,14 @@ async fn list_items_carry_contact_preview_and_unread_marks(backend: Backend) {
     app.post("/api/v1/conversations/nope/read", &admin.token, json!({}))
         .await
         .expect_problem(404, "not_found");
-    let r = app.post(&read, &admin.token, json!({"seq": 1})).await.expect(200);
-    assert_eq!((r.body["read_seq"].as_i64(), r.body["last_seq"].as_i64()), (Some(1), Some(2)));
+    let r = app
+        .post(&read, &admin.token, json!({"seq": 1}))
+        .await
+        .expect(200);
+    assert_eq!(
+        (r.body["read_seq"].as_i64(), r.body["last_seq"].as_i64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(
         app.get(&format!("/api/v1/conversations/{conv}"), &admin.token)
             .await
@@ -223,7 +259,10 @@ async fn list_items_carry_contact_preview_and_unread_marks(backend: Backend) {
         true
     );
     app.post(&read, &admin.token, json!({})).await.expect(200);
-    let r = app.post(&read, &admin.token, json!({"seq": 1})).await.expect(200);
+    let r = app
+        .post(&read, &admin.token, json!({"seq": 1}))
+        .await
+        .expect(200);
     assert_eq!(r.body["read_seq"], 2, "a read mark never moves back");
     let list = app
         .get("/api/v1/conversations", &admin.token)
@@ -265,10 +304,7 @@ async fn search_matches_contact_and_message_text(backend: Backend) {
         let app = &app;
         let token = admin.token.clone();
         async move {
-            let url = format!(
-                "/api/v1/conversations?q={}",
-                url_escape(&q)
-            );
+            let url = format!("/api/v1/conversations?q={}", url_escape(&q));
             ids(&app.get(&url, &token).await.expect(200))
         }
     };
@@ -277,7 +313,10 @@ async fn search_matches_contact_and_message_text(backend: Backend) {
     assert_eq!(search("SHIPPING").await, vec![other.clone()]);
     assert_eq!(search("100%_").await, vec![conv.clone()]);
     assert!(search("50%").await.is_empty(), "% is matched literally");
-    assert!(search("_hipping").await.is_empty(), "_ is matched literally");
+    assert!(
+        search("_hipping").await.is_empty(),
+        "_ is matched literally"
+    );
     assert_eq!(search("").await.len(), 2);
     // Comments are searchable too (agents see them).
     app.post(
@@ -316,8 +355,7 @@ async fn counts_follow_assignment_and_status(backend: Backend) {
     let mut convs = Vec::new();
     for (i, c) in [&chat, &chat, &chat, &other_inbox].iter().enumerate() {
         let mut v = app.visitor(c).await;
-        v.ws
-            .send(json!({"type": "send", "client_id": format!("c{i}"), "body": "hi"}))
+        v.ws.send(json!({"type": "send", "client_id": format!("c{i}"), "body": "hi"}))
             .await;
         convs.push(
             v.ws.recv_type("ack").await["conversation_id"]
@@ -333,12 +371,20 @@ async fn counts_follow_assignment_and_status(backend: Backend) {
     )
     .await
     .expect(200);
-    app.post(&format!("/api/v1/conversations/{}/close", convs[1]), &admin.token, json!({}))
-        .await
-        .expect(200);
-    app.post(&format!("/api/v1/conversations/{}/read", convs[2]), &agent.token, json!({}))
-        .await
-        .expect(200);
+    app.post(
+        &format!("/api/v1/conversations/{}/close", convs[1]),
+        &admin.token,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/conversations/{}/read", convs[2]),
+        &agent.token,
+        json!({}),
+    )
+    .await
+    .expect(200);
 
     let counts = app
         .get("/api/v1/conversations/counts", &agent.token)
@@ -363,21 +409,22 @@ async fn counts_follow_assignment_and_status(backend: Backend) {
         ("status=open", 2),
         ("status=closed", 1),
     ] {
-        let got = ids(
-            &app.get(&format!("/api/v1/conversations?{query}"), &agent.token)
-                .await
-                .expect(200),
-        );
+        let got = ids(&app
+            .get(&format!("/api/v1/conversations?{query}"), &agent.token)
+            .await
+            .expect(200));
         assert_eq!(got.len(), n, "{query}");
     }
-    let by_channel = ids(
-        &app.get(
-            &format!("/api/v1/conversations?channel_id={}", other_inbox.channel_id),
+    let by_channel = ids(&app
+        .get(
+            &format!(
+                "/api/v1/conversations?channel_id={}",
+                other_inbox.channel_id
+            ),
             &admin.token,
         )
         .await
-        .expect(200),
-    );
+        .expect(200));
     assert_eq!(by_channel, vec![convs[3].clone()]);
 
     let admin_counts = app
@@ -401,10 +448,17 @@ async fn contacts_show_the_visit_and_past_conversations(backend: Backend) {
     let app = env.start().await;
     let (admin, chat, first, contact) = chat_with_message(&env, &app, "first").await;
     let outsider = app.agent(&admin, "outsider@example.com").await;
-    app.post(&format!("/api/v1/conversations/{first}/close"), &admin.token, json!({}))
+    app.post(
+        &format!("/api/v1/conversations/{first}/close"),
+        &admin.token,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let list = app
+        .get("/api/v1/conversations", &admin.token)
         .await
         .expect(200);
-    let list = app.get("/api/v1/conversations", &admin.token).await.expect(200);
     assert_eq!(ids(&list).len(), 1);
     let c = app
         .get(&format!("/api/v1/contacts/{contact}"), &admin.token)
@@ -428,7 +482,11 @@ async fn contacts_show_the_visit_and_past_conversations(backend: Backend) {
         .expect_problem(404, "not_found");
     // Once in the inbox, they do.
     app.put(
-        &format!("/api/v1/inboxes/{}/members/{}", chat.inbox_id, outsider.id()),
+        &format!(
+            "/api/v1/inboxes/{}/members/{}",
+            chat.inbox_id,
+            outsider.id()
+        ),
         &admin.token,
         json!({}),
     )
@@ -528,7 +586,11 @@ async fn ten_thousand_conversations_page_through_in_order(backend: Backend) {
     }
     assert_eq!(pages, 50);
     assert_eq!(seen.len(), 10_000);
-    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 10_000, "no repeats");
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        10_000,
+        "no repeats"
+    );
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "newest first");
@@ -551,7 +613,10 @@ async fn ten_thousand_conversations_page_through_in_order(backend: Backend) {
     loop {
         let url = format!(
             "/api/v1/conversations?status=open&assignee=me&limit=200{}",
-            cursor.as_deref().map(|c| format!("&cursor={c}")).unwrap_or_default()
+            cursor
+                .as_deref()
+                .map(|c| format!("&cursor={c}"))
+                .unwrap_or_default()
         );
         let page = app.get(&url, &agent.token).await.expect(200);
         count += ids(&page).len();
@@ -636,4 +701,81 @@ pub async fn seed_conversations(
     tx.commit().await.unwrap();
     db.close().await;
     ids
+}
+
+/// Benchmark, not a test (run it on purpose): list latency over 10,000 conversations,
+/// per view, first page and a deep page. Prints p50/p95/max in milliseconds.
+///
+/// `cargo test --release --test api console::list_latency -- --ignored --nocapture`
+#[actix_web::test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn list_latency_benchmark() {
+    let mut backends = vec![Backend::Sqlite];
+    if crate::helpers::postgres_enabled() {
+        backends.push(Backend::Postgres);
+    }
+    for backend in backends {
+        let env = TestEnv::new(backend, &[]).await;
+        let app = env.start().await;
+        let admin = app.admin(&env, "W", "admin@example.com").await;
+        let agent = app.agent(&admin, "agent@example.com").await;
+        let chat = app.chat(&admin, &[&admin, &agent]).await;
+        let seeded = seed_conversations(&env, &chat, &agent.id(), 10_000).await;
+        let deep = parley::store::encode_cursor(&{
+            let mut s = seeded.clone();
+            s.sort();
+            s[5_000].clone()
+        });
+        let cases = [
+            ("all open, first page", "status=open".to_owned(), &admin),
+            (
+                "mine, first page",
+                "status=open&assignee=me".to_owned(),
+                &agent,
+            ),
+            (
+                "unassigned, first page",
+                "status=open&assignee=unassigned".to_owned(),
+                &agent,
+            ),
+            ("closed, first page", "status=closed".to_owned(), &admin),
+            (
+                "all open, page at 5,000",
+                format!("status=open&cursor={deep}"),
+                &admin,
+            ),
+            ("search 'number 4242'", "q=number%204242".to_owned(), &admin),
+        ];
+        for (name, query, who) in cases {
+            let mut ms = Vec::new();
+            for _ in 0..50 {
+                let t = std::time::Instant::now();
+                app.get(
+                    &format!("/api/v1/conversations?limit=50&{query}"),
+                    &who.token,
+                )
+                .await
+                .expect(200);
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            ms.sort_by(f64::total_cmp);
+            println!(
+                "{backend:?}\t{name}\tp50 {:.1} ms\tp95 {:.1} ms\tmax {:.1} ms",
+                ms[25], ms[47], ms[49]
+            );
+        }
+        let mut ms = Vec::new();
+        for _ in 0..50 {
+            let t = std::time::Instant::now();
+            app.get("/api/v1/conversations/counts", &agent.token)
+                .await
+                .expect(200);
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "{backend:?}\tcounts\tp50 {:.1} ms\tp95 {:.1} ms\tmax {:.1} ms",
+            ms[25], ms[47], ms[49]
+        );
+    }
 }

@@ -62,7 +62,9 @@ await run(async (browser) => {
   check(await a.locator('#thread img').count() === 0, 'no <img> made from user text in the thread');
   await a.waitForSelector(`#viewers [data-user-id="${bob.id}"]`);
   await b.waitForSelector(`#viewers [data-user-id="${ana.id}"]`);
-  check(!(await row.evaluate((el) => el.classList.contains('unread'))), 'opening it marks it read');
+  await a.waitForFunction((id) => !document.querySelector(`li.row[data-id="${id}"]`).classList.contains('unread'), conv, { timeout: 5000 });
+  const item = await a.evaluate((id) => fetch('/api/v1/conversations/' + id).then((r) => r.json()), conv);
+  check(item.unread === false, 'opening it marks it read on the server');
 
   // The contact sidebar: page URL and browser.
   await a.waitForSelector('#contact-name');

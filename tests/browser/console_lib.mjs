@@ -3,7 +3,7 @@ import { newPage, check, env } from './lib.mjs';
 
 /** Log in through the console's form; resolves once the inbox shows. */
 export async function login(browser, email, password) {
-  const page = await newPage(browser);
+  const page = await newPage(browser, { viewport: { width: 1440, height: 860 } });
   page.on('dialog', (d) => { page.pageErrors.push('unexpected dialog: ' + d.message()); d.dismiss(); });
   await page.goto(env('PARLEY_URL') + '/');
   await page.fill('input[name=email]', email);
@@ -19,15 +19,16 @@ export async function login(browser, email, password) {
  */
 export async function visitor(browser, channelId, pageUrl) {
   const base = env('PARLEY_URL');
-  const res = await fetch(`${base}/api/v1/widget/${channelId}/sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ page_url: pageUrl }),
-  });
-  check(res.ok, `widget session: ${res.status}`);
-  const session = await res.json();
   const page = await newPage(browser);
   await page.goto(base + '/healthz');
+  // From the page, as the widget would: the session records Chromium's User-Agent.
+  const session = await page.evaluate(async ([ch, url]) => {
+    const res = await fetch(`/api/v1/widget/${ch}/sessions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ page_url: url }),
+    });
+    return res.ok ? res.json() : { error: res.status };
+  }, [channelId, pageUrl]);
+  check(!session.error, `widget session: ${session.error}`);
   await page.evaluate((token) => new Promise((resolve, reject) => {
     window.frames_ = [];
     const ws = new WebSocket(`ws://${location.host}/ws/visitor?token=${token}`);
@@ -40,7 +41,7 @@ export async function visitor(browser, channelId, pageUrl) {
     session,
     page,
     send: (body, clientId) => page.evaluate(([b, c]) => window.ws_.send(JSON.stringify({ type: 'send', client_id: c, body: b })), [body, clientId]),
-    typing: (on) => page.evaluate((o) => window.ws_.send(JSON.stringify({ type: 'typing', on, conversation_id: window.conv_ })), on),
+    typing: (on) => page.evaluate((o) => window.ws_.send(JSON.stringify({ type: 'typing', on: o, conversation_id: window.conv_ })), on),
     frames: () => page.evaluate(() => window.frames_),
     /** Wait for a frame matching `pred` (a function source string over `f`). */
     waitFrame: async (pred, what) => {

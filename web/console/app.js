@@ -4,7 +4,7 @@
 // sidebar, presence, notifications and settings. Plain ES modules, no build step.
 // Every piece of user text goes into the page as text (see dom.js).
 
-import { h, replace, avatar, richText, plainText, ago, clock, browserName, debounce, safeUrl } from './dom.js';
+import { h, replace, avatar, richText, plainText, ago, clock, browserName, debounce, safeUrl, icon } from './dom.js';
 import * as API from './api.js';
 import { AgentSocket } from './socket.js';
 import { renderSettings } from './settings.js';
@@ -227,8 +227,8 @@ function renderRail() {
   const page = S.route.page;
   replace(el.rail,
     h('a.logo', { href: '#/inbox', title: 'Parley' }, 'P'),
-    h('a.rail-link' + (page === 'inbox' ? '.active' : ''), { href: '#/inbox', title: 'Inbox', id: 'nav-inbox' }, '✉', h('span', 'Inbox')),
-    h('a.rail-link' + (page === 'settings' ? '.active' : ''), { href: '#/settings', title: 'Settings', id: 'nav-settings' }, '⚙', h('span', 'Settings')),
+    h('a.rail-link' + (page === 'inbox' ? '.active' : ''), { href: '#/inbox', title: 'Inbox', id: 'nav-inbox' }, icon('inbox', 20), h('span', 'Inbox')),
+    h('a.rail-link' + (page === 'settings' ? '.active' : ''), { href: '#/settings', title: 'Settings', id: 'nav-settings' }, icon('gear', 20), h('span', 'Settings')),
     h('div.grow'),
     toggle,
     h('div.me-wrap', meBtn, menu));
@@ -506,7 +506,7 @@ function renderListFoot() {
       : S.route.view === 'mine' ? 'Nothing assigned to you. Nice work!'
         : S.route.view === 'unassigned' ? 'No unassigned conversations.'
           : S.route.view === 'closed' ? 'No closed conversations yet.' : 'No open conversations.';
-    replace(el.listFoot, h('div.state.empty', { id: 'list-empty' }, h('div.big', '☕'), h('p', empty)));
+    replace(el.listFoot, h('div.state.empty', { id: 'list-empty' }, h('div.big', icon('inbox', 34)), h('p', empty)));
   } else if (S.list.cursor) {
     replace(el.listFoot, h('button.link', { onclick: loadMore }, 'Load more'));
   } else {
@@ -722,7 +722,7 @@ function closeConversation() {
 async function openConversation(id) {
   closeConversation();
   if (!id) {
-    replace(el.main, h('div.state.empty.center', h('div.big', '💬'),
+    replace(el.main, h('div.state.empty.center', h('div.big', icon('chat', 40)),
       h('p', 'Select a conversation'), h('p.muted.small', 'j / k to move, Enter to open, r to reply, c for a note, / to search')));
     replace(el.side);
     highlightSelection();
@@ -799,8 +799,8 @@ function renderHeader() {
   h('span', assignee ? assignee.name : 'Unassigned'), h('span.caret', '▾'));
   document.addEventListener('click', () => { menu.hidden = true; }, { once: true });
   const closeBtn = c.status === 'open'
-    ? h('button.primary', { id: 'close-button', onclick: () => setStatus('close') }, '✓ Close')
-    : h('button', { id: 'reopen-button', onclick: () => setStatus('reopen') }, '↺ Reopen');
+    ? h('button.primary', { id: 'close-button', onclick: () => setStatus('close') }, icon('check'), 'Close')
+    : h('button', { id: 'reopen-button', onclick: () => setStatus('reopen') }, icon('reopen'), 'Reopen');
   replace(C.el.head,
     h('div.conv-title',
       h('h2', contactName(c)),
@@ -878,7 +878,7 @@ function renderMessage(m, pending) {
   }
   const u = m.sender.type === 'agent' ? S.users.get(m.sender.id) : null;
   const name = m.sender.type === 'visitor' ? contactName(S.conv.data) : m.sender.name || (m.sender.type === 'bot' ? 'Bot' : 'Agent');
-  const label = cls === 'note' ? [h('span.lock', '🔒'), ' Internal note · ', name] : cls === 'bot' ? ['Bot · ', name] : [name];
+  const label = cls === 'note' ? [icon('lock', 12), ' Internal note · ', name] : cls === 'bot' ? ['Bot · ', name] : [name];
   return h('div.msg.' + cls + (pending ? '.pending' : '') + (pending && pending.failed ? '.failed' : ''), { dataset: { seq: m.seq || '' } },
     cls === 'visitor' || cls === 'bot' ? avatar(name, null, 28) : null,
     h('div.bubble-wrap',
@@ -1103,8 +1103,8 @@ function buildComposer() {
   const attach = h('button.tool', {
     type: 'button', disabled: true, id: 'attach-button',
     title: 'Attachments are not built yet (they need the uploads API)',
-  }, '📎');
-  const linkBtn = h('button.tool', { type: 'button', title: 'Insert a link', id: 'link-button', onclick: () => { linkForm.hidden = !linkForm.hidden; if (!linkForm.hidden) linkForm.querySelector('input').focus(); } }, '🔗');
+  }, icon('clip', 18));
+  const linkBtn = h('button.tool', { type: 'button', title: 'Insert a link', id: 'link-button', onclick: () => { linkForm.hidden = !linkForm.hidden; if (!linkForm.hidden) linkForm.querySelector('input').focus(); } }, icon('link', 18));
   append(box,
     h('div.tabs', tabs.reply, tabs.comment),
     h('div.compose-area', pop, ta),
@@ -1157,7 +1157,7 @@ function renderContact() {
       row('Phone', ct.phone),
       row('Page', page, h('a', { href: page, target: '_blank', rel: 'noopener noreferrer', title: page }, page)),
       row('Browser', ua && browserName(ua), h('span', { title: ua || '' }, browserName(ua) || '')),
-      row('Last seen', ct.last_seen_at, h('span', ct.last_seen_at ? ago(ct.last_seen_at) + ' ago' : '')),
+      row('Last seen', ct.last_seen_at, h('span', ct.last_seen_at ? (ago(ct.last_seen_at) === 'now' ? 'just now' : ago(ct.last_seen_at) + ' ago') : '')),
       row('First seen', ct.created_at, h('span', new Date(ct.created_at).toLocaleDateString()))),
     h('h4', 'Past conversations', h('span.count', String(past.length))),
     past.length
