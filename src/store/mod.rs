@@ -10,11 +10,13 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod channels;
+pub mod chatflows;
 pub mod console;
 pub mod engine;
 pub mod inboxes;
 pub mod sessions;
 pub mod teams;
+pub mod uploads;
 pub mod users;
 pub mod visitors;
 pub mod workspaces;
