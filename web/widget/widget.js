@@ -256,6 +256,9 @@
     function frame(f) { if (ws && wsOpen) { try { ws.send(JSON.stringify(f)); return true; } catch (e) { /* closed */ } } return false; }
 
     function onFrame(f) {
+      // The first message's conversation can be routed (queue, assigned) before its ack.
+      var cid = f.conversation_id || (f.conversation && f.conversation.id);
+      if (!state.conv && cid && state.pending.length && (f.type === 'queue' || f.type === 'conversation')) { state.conv = cid; save(); mode(); }
       switch (f.type) {
         case 'ack': return onAck(f);
         case 'message': return onMessage(f);
