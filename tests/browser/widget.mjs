@@ -17,8 +17,9 @@ const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAFklEQVR42mOosXpLEmIY1TCqYfhqAABPn6MQ2bsByAAAAABJRU5ErkJggg==',
   'base64');
 
+/** The messages' texts, without the screen-reader-only "You: " of the visitor's own. */
 async function texts(page) {
-  return page.locator('.log .m').allTextContents();
+  return (await page.locator('.log .m').allTextContents()).map((t) => t.replace(/^You: /, ''));
 }
 
 async function conversationId() {
