@@ -11,6 +11,7 @@ mod auth;
 mod bad_input;
 mod engine;
 mod errors;
+mod group_commit;
 mod isolation;
 mod multinode;
 mod routing;
