@@ -180,37 +180,38 @@ impl Application {
                 .configure(routes::configure)
                 .split_for_parts();
             let api = routes::openapi::finish(api);
-            app.route(
-                "/api/openapi.json",
-                web::get().to(move || {
-                    let api = api.clone();
-                    async move { web::Json(api) }
-                }),
-            )
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::not_found("route"))
-            }))
-            .wrap_fn(|req, srv| {
-                let started = std::time::Instant::now();
-                let method = req.method().to_string();
-                let fut = srv.call(req);
-                async move {
-                    let res = fut.await?;
-                    let route = res
-                        .request()
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".into());
-                    let status = res.status().as_u16().to_string();
-                    metrics::counter!("parley_http_requests_total",
+            app.configure(routes::web::configure)
+                .route(
+                    "/api/openapi.json",
+                    web::get().to(move || {
+                        let api = api.clone();
+                        async move { web::Json(api) }
+                    }),
+                )
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::not_found("route"))
+                }))
+                .wrap_fn(|req, srv| {
+                    let started = std::time::Instant::now();
+                    let method = req.method().to_string();
+                    let fut = srv.call(req);
+                    async move {
+                        let res = fut.await?;
+                        let route = res
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".into());
+                        let status = res.status().as_u16().to_string();
+                        metrics::counter!("parley_http_requests_total",
                         "method" => method.clone(), "route" => route.clone(), "status" => status)
-                    .increment(1);
-                    metrics::histogram!("parley_http_request_duration_seconds",
+                        .increment(1);
+                        metrics::histogram!("parley_http_request_duration_seconds",
                         "method" => method, "route" => route)
-                    .record(started.elapsed().as_secs_f64());
-                    Ok(res)
-                }
-            })
-            .wrap(TracingLogger::default())
+                        .record(started.elapsed().as_secs_f64());
+                        Ok(res)
+                    }
+                })
+                .wrap(TracingLogger::default())
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         // Small frames go out at once instead of waiting for the peer's delayed ACK

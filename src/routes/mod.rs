@@ -12,6 +12,7 @@ pub mod inboxes;
 pub mod openapi;
 pub mod teams;
 pub mod users;
+pub mod web;
 pub mod widget;
 
 use chrono::{DateTime, Utc};

@@ -9,6 +9,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod bad_input;
+mod browser;
 mod engine;
 mod errors;
 mod group_commit;

@@ -1,0 +1,1 @@
+/* Parley chat widget loader: not built yet (issue 5). Does nothing. */
