@@ -84,10 +84,10 @@ impl Store for MemoryStore {
         let mut out = Vec::with_capacity(batch.len());
         for m in batch {
             // Another workspace's conversation does not exist for this sender.
-            if !inner
+            if inner
                 .conversations
                 .get(&m.conversation_id)
-                .is_some_and(|c| c.workspace_id == m.workspace_id)
+                .is_none_or(|c| c.workspace_id != m.workspace_id)
             {
                 out.push(Appended::NoConversation);
                 continue;
