@@ -27,6 +27,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// Wrong email or password (deliberately not saying which).
     InvalidCredentials,
+    /// A widget visitor's identity hash is not the HMAC of the email under the
+    /// channel's identity secret.
+    InvalidIdentity,
     /// Authenticated, but the role does not allow this.
     Forbidden,
     /// A cookie-authenticated write without the right CSRF header.
@@ -45,13 +48,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the "each code is used" test and the docs.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::InvalidJson,
         ErrorCode::ValidationFailed,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Unauthorized,
         ErrorCode::InvalidCredentials,
+        ErrorCode::InvalidIdentity,
         ErrorCode::Forbidden,
         ErrorCode::CsrfFailed,
         ErrorCode::NotFound,
@@ -74,6 +78,7 @@ impl ErrorCode {
             ),
             Unauthorized => (StatusCode::UNAUTHORIZED, "Authentication required"),
             InvalidCredentials => (StatusCode::UNAUTHORIZED, "Invalid email or password"),
+            InvalidIdentity => (StatusCode::UNAUTHORIZED, "Invalid visitor identity"),
             Forbidden => (StatusCode::FORBIDDEN, "Not allowed"),
             CsrfFailed => (StatusCode::FORBIDDEN, "Missing or wrong CSRF token"),
             NotFound => (StatusCode::NOT_FOUND, "Not found"),
@@ -94,6 +99,7 @@ impl ErrorCode {
             UnsupportedMediaType => "unsupported_media_type",
             Unauthorized => "unauthorized",
             InvalidCredentials => "invalid_credentials",
+            InvalidIdentity => "invalid_identity",
             Forbidden => "forbidden",
             CsrfFailed => "csrf_failed",
             NotFound => "not_found",

@@ -17,6 +17,7 @@
 //! - [`store`]: the SQL store (SQLite or PostgreSQL through `sqlx::Any`), one module
 //!   per table group; every query is scoped to a workspace.
 //! - [`routes`]: HTTP handlers, one module per resource, documented for OpenAPI.
+//! - [`widget`]: the website chat's pure rules (settings, targeting, hours, identity).
 //! - [`ws`]: the WebSocket endpoints, bridging each socket to an engine session actor.
 
 #![forbid(unsafe_code)]
@@ -31,4 +32,5 @@ pub mod routes;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod widget;
 pub mod ws;

@@ -111,6 +111,9 @@ pub async fn visitor_ws(
     let visitor = visitors::find(state.db.pool(), &auth::token_hash(token))
         .await?
         .ok_or_else(unauthorized)?;
+    // The page's origin must be one the chat channel allows (403 otherwise).
+    let (_, settings) = crate::routes::widget::chat_channel(&state, &visitor.channel_id).await?;
+    crate::routes::widget::check_origin(&req, &settings)?;
     let open =
         visitors::open_conversations(state.db.pool(), &visitor.contact_id, &visitor.channel_id)
             .await?;

@@ -58,6 +58,11 @@ pub enum ClientFrame {
         /// `reply`. See [`ClientFrame::send_kind`].
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kind: Option<SendKind>,
+        /// Ids of files uploaded by this sender (`POST /api/v1/widget/{channel}/uploads`
+        /// or `POST /api/v1/uploads`) to attach; at most 10. With attachments, `body`
+        /// may be empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     /// Start or stop the typing indicator in a conversation.
     Typing {
@@ -771,6 +776,7 @@ mod tests {
                 conversation_id: Some("c1".into()),
                 body: "hi".into(),
                 kind: Some(SendKind::Comment),
+                attachments: vec![],
             },
             json!({"type": "send", "client_id": "k-1", "conversation_id": "c1",
                    "body": "hi", "kind": "comment"}),
@@ -785,6 +791,7 @@ mod tests {
                 conversation_id: None,
                 body: "hi".into(),
                 kind: None,
+                attachments: vec![],
             },
             json!({"type": "send", "client_id": "k-1", "body": "hi"}),
         );
@@ -802,6 +809,7 @@ mod tests {
                 conversation_id: None,
                 body: "b".into(),
                 kind: None,
+                attachments: vec![],
             })
         );
     }
@@ -877,6 +885,7 @@ mod tests {
                 conversation_id: None,
                 body: "b".into(),
                 kind: None,
+                attachments: vec![],
             },
             ClientFrame::Typing {
                 conversation_id: "c".into(),
@@ -1328,6 +1337,7 @@ mod tests {
                         conversation_id,
                         body,
                         kind,
+                        attachments: vec![],
                     }
                 }),
             (any::<String>(), any::<bool>()).prop_map(|(conversation_id, on)| {

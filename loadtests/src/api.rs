@@ -31,7 +31,8 @@ impl Api {
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
+                .timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(64)
                 .build()
                 .context("HTTP client")?,
         })
@@ -104,12 +105,24 @@ impl Api {
         name: &str,
         members: &[String],
     ) -> anyhow::Result<String> {
+        self.create_chat_routed(admin, name, members, json!({"mode": "round_robin"}))
+            .await
+    }
+
+    /// [`Api::create_chat`] with the inbox's `routing` settings.
+    pub async fn create_chat_routed(
+        &self,
+        admin: &Login,
+        name: &str,
+        members: &[String],
+        routing: Value,
+    ) -> anyhow::Result<String> {
         let inbox = self
             .call(
                 reqwest::Method::POST,
                 "/inboxes",
                 Some(&admin.token),
-                json!({"name": name, "member_ids": members}),
+                json!({"name": name, "member_ids": members, "routing": routing}),
             )
             .await?;
         let inbox_id = str_field(&inbox, "id")?;

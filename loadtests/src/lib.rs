@@ -20,10 +20,19 @@
 //! - [`procstat`]: CPU seconds and memory of processes, and machine CPU, from `/proc`.
 
 pub mod api;
+pub mod burst;
+pub mod compare;
+pub mod conn;
+pub mod idle;
+pub mod ledger;
 pub mod metrics;
 pub mod node;
 pub mod procstat;
+pub mod proto;
+pub mod reconnect;
+pub mod relay;
 pub mod report;
 pub mod scenario;
+pub mod setup;
 pub mod steady;
 pub mod ws;

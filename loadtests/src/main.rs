@@ -6,9 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use parley_loadtests::node::{SpawnOptions, Target};
-use parley_loadtests::scenario::{SteadyKnobs, parse_duration};
-use parley_loadtests::steady;
+use parley_loadtests::compare::{Comparable, CompareReport};
+use parley_loadtests::node::{Kind, SpawnOptions, Target, default_peer_dir};
+use parley_loadtests::scenario::{
+    BurstKnobs, IdleKnobs, ReconnectKnobs, SteadyKnobs, parse_duration,
+};
+use parley_loadtests::{burst, idle, reconnect, steady};
 
 /// Load Parley the way real traffic would, and measure it honestly: open-loop sending,
 /// HDR latency histograms, and per-conversation seq checks (lost, duplicated and
@@ -28,12 +31,56 @@ enum Command {
     /// Visitors send at a fixed total rate; agents receive every message. Reports send→ack
     /// (durable) and visitor→agent latency, throughput, loss checks and server CPU/RSS.
     Steady(SteadyArgs),
+    /// V visitors arrive within T seconds and start conversations; A agents with capacity
+    /// are assigned them and answer. Reports connect latency, time to assignment and
+    /// latency both ways.
+    Burst(BurstArgs),
+    /// Hold N idle visitor sockets (spread over 127.0.0.x source addresses) and report the
+    /// server's RSS per socket; then every socket sends one message (the probe).
+    Idle(IdleArgs),
+    /// N visitors receiving agent messages drop and reconnect within a second, and
+    /// `resume`: time until all have caught up, and nothing lost.
+    Reconnect(ReconnectArgs),
+    /// Run one scenario against Parley, the Socket.IO peer and the bare relay alternately
+    /// (fresh servers each run) and print every figure side by side with Parley's
+    /// advantage. Give the scenario and its flags after `compare`, e.g.
+    /// `compare --rounds 2 steady --spawn --scenario loadtests/scenarios/steady-100.toml`.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct CompareArgs {
+    /// Targets, in the order run each round (`relay` is skipped for burst and reconnect:
+    /// it has no routing and stores nothing).
+    #[arg(long, value_delimiter = ',', default_value = "parley,socketio,relay")]
+    targets: Vec<Kind>,
+    /// Rounds (each target once per round); cells are medians.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Also write the comparison (with every run's full report) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum Scenario {
+    /// The `steady` scenario (with --find-max: the highest clean rate of each).
+    Steady(SteadyArgs),
+    /// The `burst` scenario.
+    Burst(BurstArgs),
+    /// The `idle` scenario.
+    Idle(IdleArgs),
+    /// The `reconnect` scenario.
+    Reconnect(ReconnectArgs),
 }
 
 /// Which server to load.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 struct TargetArgs {
-    /// Load a running node at this URL (http://HOST:PORT); needs --admin-email and
+    /// Load running Parley node(s) at this URL (http://HOST:PORT; twice for two nodes:
+    /// visitors on the first, agents on the second); needs --admin-email and
     /// --admin-password.
     #[arg(
         long,
@@ -41,23 +88,41 @@ struct TargetArgs {
         conflicts_with = "spawn",
         required_unless_present = "spawn"
     )]
-    server: Option<String>,
-    /// Start the `parley` binary for the run (port 0, fresh data dir or database) and
-    /// stop it after.
+    server: Vec<String>,
+    /// Start the server(s) for the run (port 0, fresh data dir or database) and stop
+    /// them after.
     #[arg(long)]
     spawn: bool,
-    /// The binary to spawn.
+    /// With --spawn: what to start: `parley`, `socketio` (the Socket.IO peer) or `relay`
+    /// (a bare WebSocket relay, no storage).
+    #[arg(long, default_value = "parley")]
+    target: Kind,
+    /// With --spawn: nodes to start (2: visitors on the first, agents on the second;
+    /// needs --database-url and --redis-url).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// The `parley` binary to spawn.
     #[arg(long, value_name = "PATH", default_value = "target/release/parley")]
     bin: PathBuf,
+    /// The relay binary to spawn.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "target/release/parley-relay"
+    )]
+    relay_bin: PathBuf,
+    /// The Socket.IO peer's directory [default: loadtests/peers/socketio of this checkout].
+    #[arg(long, value_name = "DIR")]
+    peer_dir: Option<PathBuf>,
     /// With --spawn: a PostgreSQL server to create a fresh `parley_load_<uuid>` database
     /// on (dropped after). Without it: SQLite in a temp dir.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
-    /// With --spawn: Redis for the backplane, under a fresh key prefix (deleted after).
-    /// Without it: the in-process backplane.
+    /// With --spawn: Redis for the backplane (the peer's adapter), under a fresh key
+    /// prefix (deleted after). Without it: the in-process backplane.
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
-    /// With --spawn: an extra setting for the server, e.g.
+    /// With --spawn: extra environment for the server, e.g.
     /// `PARLEY__DATABASE__MAX_CONNECTIONS=16` (repeatable).
     #[arg(long = "server-env", value_name = "KEY=VALUE")]
     server_env: Vec<String>,
@@ -70,10 +135,10 @@ struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn target(&self) -> anyhow::Result<Target> {
-        if let Some(url) = &self.server {
+    fn target_of(&self, kind: Kind) -> anyhow::Result<Target> {
+        if !self.server.is_empty() {
             return Ok(Target::Remote {
-                url: url.clone(),
+                urls: self.server.clone(),
                 admin_email: self
                     .admin_email
                     .clone()
@@ -93,16 +158,27 @@ impl TargetArgs {
                     .with_context(|| format!("--server-env {kv:?}: expected KEY=VALUE"))
             })
             .collect::<anyhow::Result<_>>()?;
+        let bin = match kind {
+            Kind::Parley => self.bin.clone(),
+            Kind::Relay => self.relay_bin.clone(),
+            Kind::SocketIo => self.peer_dir.clone().unwrap_or_else(default_peer_dir),
+        };
         Ok(Target::Spawn(SpawnOptions {
-            bin: self.bin.clone(),
+            kind,
+            bin,
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
             env,
+            nodes: self.nodes,
         }))
+    }
+
+    fn target(&self) -> anyhow::Result<Target> {
+        self.target_of(self.target)
     }
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 struct SteadyArgs {
     #[command(flatten)]
     target: TargetArgs,
@@ -126,6 +202,62 @@ struct SteadyArgs {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct BurstArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// A scenario file (TOML, e.g. loadtests/scenarios/burst-10k.toml); flags override
+    /// its keys.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    #[command(flatten)]
+    knobs: BurstKnobs,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// A scenario file (TOML, e.g. loadtests/scenarios/idle-19k.toml); flags override
+    /// its keys.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    #[command(flatten)]
+    knobs: IdleKnobs,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct ReconnectArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// A scenario file (TOML, e.g. loadtests/scenarios/reconnect-1k.toml); flags override
+    /// its keys.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    #[command(flatten)]
+    knobs: ReconnectKnobs,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// Knobs from the file (if any) overridden by flags.
+macro_rules! workload {
+    ($args:expr, $knobs:ty) => {{
+        let file = match &$args.scenario {
+            Some(path) => <$knobs>::from_file(path)?,
+            None => <$knobs>::default(),
+        };
+        $args.knobs.clone().or(file).resolve()?
+    }};
 }
 
 fn main() -> ExitCode {
@@ -157,19 +289,9 @@ async fn run(command: Command) -> anyhow::Result<bool> {
     match command {
         Command::Steady(args) => {
             let target = args.target.target()?;
-            let file = match &args.scenario {
-                Some(path) => SteadyKnobs::from_file(path)?,
-                None => SteadyKnobs::default(),
-            };
-            let workload = args.knobs.clone().or(file).resolve()?;
+            let workload = workload!(args, SteadyKnobs);
             if args.find_max {
-                let max_p99 = parse_duration(&args.max_p99).context("--max-p99")?;
-                let max_p99_us = u64::try_from(max_p99.as_micros()).unwrap_or(u64::MAX);
-                let report =
-                    steady::find_max(&target, &workload, max_p99_us, args.refine, |step| {
-                        println!("{}", step.table());
-                    })
-                    .await?;
+                let report = find_max(&args, &target, &workload).await?;
                 println!("{}", report.table());
                 write_json(args.json.as_deref(), &report)?;
                 Ok(report.best_rate.is_some())
@@ -180,7 +302,111 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 Ok(report.clean())
             }
         }
+        Command::Burst(args) => {
+            let report = burst::run(&args.target.target()?, &workload!(args, BurstKnobs)).await?;
+            println!("{}", report.table());
+            write_json(args.json.as_deref(), &report)?;
+            Ok(report.clean())
+        }
+        Command::Idle(args) => {
+            let report = idle::run(&args.target.target()?, &workload!(args, IdleKnobs)).await?;
+            println!("{}", report.table());
+            write_json(args.json.as_deref(), &report)?;
+            Ok(report.clean())
+        }
+        Command::Reconnect(args) => {
+            let report =
+                reconnect::run(&args.target.target()?, &workload!(args, ReconnectKnobs)).await?;
+            println!("{}", report.table());
+            write_json(args.json.as_deref(), &report)?;
+            Ok(report.clean())
+        }
+        Command::Compare(args) => compare(args).await,
     }
+}
+
+async fn find_max(
+    args: &SteadyArgs,
+    target: &Target,
+    workload: &parley_loadtests::scenario::Steady,
+) -> anyhow::Result<parley_loadtests::report::MaxRateReport> {
+    let max_p99 = parse_duration(&args.max_p99).context("--max-p99")?;
+    let max_p99_us = u64::try_from(max_p99.as_micros()).unwrap_or(u64::MAX);
+    steady::find_max(target, workload, max_p99_us, args.refine, |step| {
+        println!("{}", step.table());
+    })
+    .await
+}
+
+/// Print one run's table and add it to the comparison.
+fn record<R: Comparable>(
+    out: &mut CompareReport,
+    kind: Kind,
+    target: &Target,
+    report: &R,
+    table: String,
+) -> anyhow::Result<()> {
+    println!("{table}");
+    out.add(kind, target.describe(), report)
+}
+
+async fn compare(args: CompareArgs) -> anyhow::Result<bool> {
+    let name = match &args.scenario {
+        Scenario::Steady(a) if a.find_max => "steady --find-max",
+        Scenario::Steady(_) => "steady",
+        Scenario::Burst(_) => "burst",
+        Scenario::Idle(_) => "idle",
+        Scenario::Reconnect(_) => "reconnect",
+    };
+    let mut out = CompareReport::new(name, args.rounds.max(1));
+    for round in 0..args.rounds.max(1) {
+        for &kind in &args.targets {
+            let skip = kind == Kind::Relay
+                && matches!(args.scenario, Scenario::Burst(_) | Scenario::Reconnect(_));
+            if skip {
+                continue;
+            }
+            println!(
+                "== round {} of {}: {}",
+                round + 1,
+                args.rounds.max(1),
+                kind.name()
+            );
+            match &args.scenario {
+                Scenario::Steady(a) => {
+                    let target = a.target.target_of(kind)?;
+                    let w = workload!(a, SteadyKnobs);
+                    if a.find_max {
+                        let r = find_max(a, &target, &w).await?;
+                        record(&mut out, kind, &target, &r, r.table())?;
+                    } else {
+                        let r = steady::run(&target, &w).await?;
+                        record(&mut out, kind, &target, &r, r.table())?;
+                    }
+                }
+                Scenario::Burst(a) => {
+                    let target = a.target.target_of(kind)?;
+                    let r = burst::run(&target, &workload!(a, BurstKnobs)).await?;
+                    record(&mut out, kind, &target, &r, r.table())?;
+                }
+                Scenario::Idle(a) => {
+                    let target = a.target.target_of(kind)?;
+                    let r = idle::run(&target, &workload!(a, IdleKnobs)).await?;
+                    record(&mut out, kind, &target, &r, r.table())?;
+                }
+                Scenario::Reconnect(a) => {
+                    let target = a.target.target_of(kind)?;
+                    let r = reconnect::run(&target, &workload!(a, ReconnectKnobs)).await?;
+                    record(&mut out, kind, &target, &r, r.table())?;
+                }
+            }
+            // Let the machine settle (databases dropped, sockets out of TIME_WAIT).
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    }
+    println!("{}", out.table());
+    write_json(args.json.as_deref(), &out)?;
+    Ok(out.all_clean())
 }
 
 fn write_json(path: Option<&std::path::Path>, value: &impl serde::Serialize) -> anyhow::Result<()> {

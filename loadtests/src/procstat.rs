@@ -58,9 +58,21 @@ pub fn sample(pid: &str) -> Option<ProcSample> {
     })
 }
 
-/// The summed CPU ticks of every process whose command name is `comm` (e.g. all
-/// `postgres` backends), and how many there were.
-pub fn sample_by_name(comm: &str) -> (u64, usize) {
+/// Which other processes to sum: those whose command name is `comm` and, when `cmdline`
+/// is not empty, whose command line holds one of those strings (a PostgreSQL backend's
+/// command line names its database: `postgres: postgres parley_load_… 127.0.0.1(…)`).
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// Label in reports.
+    pub label: String,
+    /// `/proc/<pid>/comm`.
+    pub comm: String,
+    /// Substrings of `/proc/<pid>/cmdline`, any of which selects the process.
+    pub cmdline: Vec<String>,
+}
+
+/// The summed CPU ticks of every process `filter` selects, and how many there were.
+pub fn sample_matching(filter: &Filter) -> (u64, usize) {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return (0, 0);
     };
@@ -77,8 +89,15 @@ pub fn sample_by_name(comm: &str) -> (u64, usize) {
         let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
             continue;
         };
-        if c.trim() != comm {
+        if c.trim() != filter.comm {
             continue;
+        }
+        if !filter.cmdline.is_empty() {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            if !filter.cmdline.iter().any(|s| cmd.contains(s.as_str())) {
+                continue;
+            }
         }
         if let Some(s) = sample(pid) {
             ticks += s.cpu_ticks;
@@ -86,6 +105,14 @@ pub fn sample_by_name(comm: &str) -> (u64, usize) {
         }
     }
     (ticks, n)
+}
+
+/// Summed resident memory of `pids`, KiB (0 for those gone).
+pub fn rss_of(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| sample(&p.to_string()))
+        .map(|s| s.rss_kib)
+        .sum()
 }
 
 /// Machine CPU from `/proc/stat`: (busy ticks, total ticks) over all cores.
@@ -112,6 +139,7 @@ pub fn machine() -> (u64, u64) {
 pub struct Snapshot {
     at: Instant,
     server: Option<ProcSample>,
+    server_processes: usize,
     generator: Option<ProcSample>,
     named: Vec<(String, u64, usize)>,
     machine: (u64, u64),
@@ -120,27 +148,68 @@ pub struct Snapshot {
 /// What to watch during a run.
 #[derive(Debug, Clone)]
 pub struct Watch {
-    /// The server's pid, when it runs here.
-    pub server_pid: Option<u32>,
-    /// Command names whose processes are summed (`postgres`, `redis-server`).
-    pub names: Vec<String>,
+    /// The server processes running here (summed: one or two nodes).
+    pub server_pids: Vec<u32>,
+    /// Other processes to sum (the run's PostgreSQL backends, Redis).
+    pub others: Vec<Filter>,
     /// Clock ticks per second.
     pub ticks: f64,
 }
 
 impl Watch {
+    /// Watch `cluster`'s servers and, when spawned with them, the run's PostgreSQL backends
+    /// (plus the WAL writer) and Redis.
+    pub fn of(cluster: &crate::node::Cluster, redis: bool) -> Watch {
+        let mut others = Vec::new();
+        if let Some(db) = cluster.database_name() {
+            others.push(Filter {
+                label: "postgres".into(),
+                comm: "postgres".into(),
+                cmdline: vec![db.to_owned(), "walwriter".into()],
+            });
+        }
+        if redis {
+            others.push(Filter {
+                label: "redis-server".into(),
+                comm: "redis-server".into(),
+                cmdline: Vec::new(),
+            });
+        }
+        Watch {
+            server_pids: cluster.pids(),
+            others,
+            ticks: clock_ticks(),
+        }
+    }
+
     /// Read everything now.
     pub fn snapshot(&self) -> Snapshot {
+        let samples: Vec<ProcSample> = self
+            .server_pids
+            .iter()
+            .filter_map(|p| sample(&p.to_string()))
+            .collect();
+        let server = (!samples.is_empty()).then(|| {
+            samples
+                .iter()
+                .fold(ProcSample::default(), |a, s| ProcSample {
+                    cpu_ticks: a.cpu_ticks + s.cpu_ticks,
+                    rss_kib: a.rss_kib + s.rss_kib,
+                    peak_rss_kib: a.peak_rss_kib + s.peak_rss_kib,
+                    threads: a.threads + s.threads,
+                })
+        });
         Snapshot {
             at: Instant::now(),
-            server: self.server_pid.and_then(|p| sample(&p.to_string())),
+            server,
+            server_processes: samples.len(),
             generator: sample("self"),
             named: self
-                .names
+                .others
                 .iter()
-                .map(|n| {
-                    let (t, c) = sample_by_name(n);
-                    (n.clone(), t, c)
+                .map(|f| {
+                    let (t, c) = sample_matching(f);
+                    (f.label.clone(), t, c)
                 })
                 .collect(),
             machine: machine(),
@@ -180,25 +249,31 @@ impl Watch {
         } else {
             0.0
         };
+        let server = proc_usage(a.server, b.server);
+        let others: Vec<NamedUsage> = a
+            .named
+            .iter()
+            .zip(&b.named)
+            .map(|((name, t0, _), (_, t1, n))| {
+                let cpu = t1.saturating_sub(*t0) as f64 / self.ticks;
+                NamedUsage {
+                    name: name.clone(),
+                    processes: *n,
+                    cpu_seconds: cpu,
+                    cpu_percent: 100.0 * cpu / secs,
+                    cpu_seconds_per_1k_messages: per_k(cpu),
+                }
+            })
+            .collect();
+        let total_cpu = server.as_ref().map(|s| s.cpu_seconds).unwrap_or(0.0)
+            + others.iter().map(|o| o.cpu_seconds).sum::<f64>();
         Usage {
             seconds: secs,
-            server: proc_usage(a.server, b.server),
+            server_processes: b.server_processes,
+            total_cpu_seconds_per_1k_messages: per_k(total_cpu),
+            server,
             load_generator: proc_usage(a.generator, b.generator),
-            others: a
-                .named
-                .iter()
-                .zip(&b.named)
-                .map(|((name, t0, _), (_, t1, n))| {
-                    let cpu = t1.saturating_sub(*t0) as f64 / self.ticks;
-                    NamedUsage {
-                        name: name.clone(),
-                        processes: *n,
-                        cpu_seconds: cpu,
-                        cpu_percent: 100.0 * cpu / secs,
-                        cpu_seconds_per_1k_messages: per_k(cpu),
-                    }
-                })
-                .collect(),
+            others,
             machine_busy_percent,
         }
     }
@@ -237,15 +312,20 @@ pub struct NamedUsage {
 }
 
 /// Resource use over the measured window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Usage {
     /// Wall-clock seconds between the two readings.
     pub seconds: f64,
-    /// The server, when it runs on this machine.
+    /// Server processes summed (one per node).
+    pub server_processes: usize,
+    /// The server processes together, when they run on this machine.
     pub server: Option<ProcUsage>,
+    /// CPU seconds of the server, database and Redis together per 1,000 acked messages.
+    pub total_cpu_seconds_per_1k_messages: f64,
     /// This process.
     pub load_generator: Option<ProcUsage>,
-    /// Database and Redis processes (every process of that name on the machine).
+    /// The run's PostgreSQL backends (and the WAL writer), and Redis (every
+    /// `redis-server` on the machine: it is shared).
     pub others: Vec<NamedUsage>,
     /// The whole machine's busy time as a percentage of all its cores.
     pub machine_busy_percent: f64,

@@ -78,6 +78,10 @@ pub struct Checks {
     pub reordered: u64,
     /// Acks whose seq was not above the previous ack's on the same socket.
     pub acks_out_of_order: u64,
+    /// Conversations no agent was assigned (burst).
+    pub unassigned: u64,
+    /// Sockets that could not be opened (or set up).
+    pub connect_failures: u64,
 }
 
 impl Checks {
@@ -94,6 +98,8 @@ impl Checks {
         count(self.duplicated, "duplicated");
         count(self.reordered, "reordered");
         count(self.acks_out_of_order, "acks out of order");
+        count(self.unassigned, "conversations never assigned");
+        count(self.connect_failures, "sockets not opened");
         for (code, n) in &self.errors {
             f.push(format!("{n} error frames `{code}`"));
         }
@@ -143,7 +149,8 @@ pub struct SteadyReport {
     pub setup_seconds: f64,
 }
 
-fn ms(us: u64) -> String {
+/// Microseconds as milliseconds with sensible digits.
+pub fn ms(us: u64) -> String {
     let ms = us as f64 / 1000.0;
     if ms >= 100.0 {
         format!("{ms:.0}")
@@ -175,50 +182,15 @@ impl SteadyReport {
             "steady on {}: {} conversations, {} agent socket(s), {} msgs/s offered, {:?} measured after {:?} warm-up, {}-byte bodies",
             self.target, w.conversations, w.agents, w.rate, w.duration, w.warmup, w.body_bytes
         );
-        let _ = writeln!(
-            s,
-            "  {:<22}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}",
-            "latency (ms)", "p50", "p90", "p99", "p99.9", "max", "count"
-        );
-        for (name, l) in [
-            ("send → ack (durable)", &self.ack_latency),
-            ("visitor → agent", &self.delivery_latency),
-        ] {
-            let _ = writeln!(
-                s,
-                "  {:<22}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}",
-                name,
-                ms(l.p50_us),
-                ms(l.p90_us),
-                ms(l.p99_us),
-                ms(l.p999_us),
-                ms(l.max_us),
-                l.count
-            );
-        }
+        s.push_str(&latency_header());
+        s.push_str(&latency_line("send → ack (durable)", &self.ack_latency));
+        s.push_str(&latency_line("visitor → agent", &self.delivery_latency));
         let _ = writeln!(
             s,
             "  throughput: {:.0} acks/s in the window ({} msgs/s offered)",
             self.acked_per_sec, w.rate
         );
-        let c = &self.checks;
-        let failures = c.failures();
-        let _ = writeln!(
-            s,
-            "  checks: sent {}, acked {}, unacked {}, errors {}, lost {}, duplicated {}, reordered {}: {}",
-            c.sent,
-            c.acked,
-            c.unacked,
-            c.errors.values().sum::<u64>(),
-            c.lost,
-            c.duplicated,
-            c.reordered,
-            if failures.is_empty() {
-                "clean".to_owned()
-            } else {
-                format!("FAILED ({})", failures.join(", "))
-            }
-        );
+        s.push_str(&checks_line(&self.checks));
         let e = &self.engine;
         let _ = writeln!(
             s,
@@ -231,44 +203,102 @@ impl SteadyReport {
             e.too_slow_closes,
             e.gap_fills
         );
-        let u = &self.usage;
-        if let Some(p) = &u.server {
-            let _ = writeln!(
-                s,
-                "  server: {:.1} cpu-s ({:.0}% of a core), {:.3} cpu-s per 1k msgs, rss {:.1} MiB (peak {:.1}), {} threads; log: {} warnings, {} errors",
-                p.cpu_seconds,
-                p.cpu_percent,
-                p.cpu_seconds_per_1k_messages,
-                p.rss_kib as f64 / 1024.0,
-                p.peak_rss_kib as f64 / 1024.0,
-                p.threads,
-                self.server_log.warnings,
-                self.server_log.errors
-            );
-        }
-        for o in &u.others {
-            let _ = writeln!(
-                s,
-                "  {} ({} processes): {:.1} cpu-s ({:.0}% of a core), {:.3} cpu-s per 1k msgs",
-                o.name, o.processes, o.cpu_seconds, o.cpu_percent, o.cpu_seconds_per_1k_messages
-            );
-        }
-        if let Some(p) = &u.load_generator {
-            let _ = writeln!(
-                s,
-                "  load generator: {:.1} cpu-s ({:.0}% of a core), rss {:.1} MiB",
-                p.cpu_seconds,
-                p.cpu_percent,
-                p.rss_kib as f64 / 1024.0
-            );
-        }
-        let _ = writeln!(
-            s,
-            "  machine: {:.0}% of all cores busy over the window (everything on it, not only this run)",
-            u.machine_busy_percent
-        );
+        s.push_str(&usage_lines(&self.usage, &self.server_log));
         s
     }
+}
+
+/// The resource lines every table ends with: server(s), database, Redis, the generator,
+/// the machine.
+pub fn usage_lines(u: &Usage, log: &LogCounts) -> String {
+    let mut s = String::new();
+    if let Some(p) = &u.server {
+        let _ = writeln!(
+            s,
+            "  server ({} process{}): {:.1} cpu-s ({:.0}% of a core), {:.3} cpu-s per 1k msgs, rss {:.1} MiB (peak {:.1}), {} threads; log: {} warnings, {} errors",
+            u.server_processes,
+            if u.server_processes == 1 { "" } else { "es" },
+            p.cpu_seconds,
+            p.cpu_percent,
+            p.cpu_seconds_per_1k_messages,
+            p.rss_kib as f64 / 1024.0,
+            p.peak_rss_kib as f64 / 1024.0,
+            p.threads,
+            log.warnings,
+            log.errors
+        );
+    }
+    for o in &u.others {
+        let _ = writeln!(
+            s,
+            "  {} ({} processes): {:.1} cpu-s ({:.0}% of a core), {:.3} cpu-s per 1k msgs",
+            o.name, o.processes, o.cpu_seconds, o.cpu_percent, o.cpu_seconds_per_1k_messages
+        );
+    }
+    if u.server.is_some() {
+        let _ = writeln!(
+            s,
+            "  server + database + redis: {:.3} cpu-s per 1k msgs",
+            u.total_cpu_seconds_per_1k_messages
+        );
+    }
+    if let Some(p) = &u.load_generator {
+        let _ = writeln!(
+            s,
+            "  load generator: {:.1} cpu-s ({:.0}% of a core), rss {:.1} MiB",
+            p.cpu_seconds,
+            p.cpu_percent,
+            p.rss_kib as f64 / 1024.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  machine: {:.0}% of all cores busy over the window (everything on it, not only this run)",
+        u.machine_busy_percent
+    );
+    s
+}
+
+/// One latency line of a table: name, p50, p90, p99, p99.9, max (ms), count.
+pub fn latency_line(name: &str, l: &Latency) -> String {
+    format!(
+        "  {:<26}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}\n",
+        name,
+        ms(l.p50_us),
+        ms(l.p90_us),
+        ms(l.p99_us),
+        ms(l.p999_us),
+        ms(l.max_us),
+        l.count
+    )
+}
+
+/// The header of [`latency_line`]s.
+pub fn latency_header() -> String {
+    format!(
+        "  {:<26}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}\n",
+        "latency (ms)", "p50", "p90", "p99", "p99.9", "max", "count"
+    )
+}
+
+/// The checks line.
+pub fn checks_line(c: &Checks) -> String {
+    let failures = c.failures();
+    format!(
+        "  checks: sent {}, acked {}, unacked {}, errors {}, lost {}, duplicated {}, reordered {}: {}\n",
+        c.sent,
+        c.acked,
+        c.unacked,
+        c.errors.values().sum::<u64>(),
+        c.lost,
+        c.duplicated,
+        c.reordered,
+        if failures.is_empty() {
+            "clean".to_owned()
+        } else {
+            format!("FAILED ({})", failures.join(", "))
+        }
+    )
 }
 
 /// The search for the highest clean rate within a p99 bound.

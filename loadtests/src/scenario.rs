@@ -13,6 +13,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SteadyKnobs {
+    /// Which scenario the file is for (files only; `steady` when absent).
+    #[arg(skip)]
+    pub scenario: Option<String>,
     /// What the scenario is for (files only).
     #[arg(skip)]
     pub description: Option<String>,
@@ -42,14 +45,13 @@ pub struct SteadyKnobs {
 impl SteadyKnobs {
     /// Read a scenario file.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading scenario {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing scenario {}", path.display()))
+        read_file(path, "steady", |k: &Self| k.scenario.as_deref())
     }
 
     /// These knobs, with `base`'s where these have none.
     pub fn or(self, base: SteadyKnobs) -> SteadyKnobs {
         SteadyKnobs {
+            scenario: self.scenario.or(base.scenario),
             description: self.description.or(base.description),
             conversations: self.conversations.or(base.conversations),
             agents: self.agents.or(base.agents),
@@ -128,6 +130,309 @@ impl Steady {
     }
 }
 
+/// Read a scenario file for scenario `name` (its `scenario` key, when present, must say
+/// so).
+fn read_file<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    name: &str,
+    key: impl Fn(&T) -> Option<&str>,
+) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading scenario {}", path.display()))?;
+    let knobs: T =
+        toml::from_str(&text).with_context(|| format!("parsing scenario {}", path.display()))?;
+    if let Some(other) = key(&knobs).filter(|s| *s != name) {
+        bail!("{} is a `{other}` scenario, not `{name}`", path.display());
+    }
+    Ok(knobs)
+}
+
+/// The scenario a file is for (its `scenario` key; `steady` when absent).
+pub fn scenario_of(path: &Path) -> anyhow::Result<String> {
+    #[derive(Deserialize)]
+    struct Head {
+        scenario: Option<String>,
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading scenario {}", path.display()))?;
+    let head: Head =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(head.scenario.unwrap_or_else(|| "steady".into()))
+}
+
+fn dur(v: &Option<String>, default: &str, what: &str) -> anyhow::Result<Duration> {
+    parse_duration(v.as_deref().unwrap_or(default)).with_context(|| format!("--{what}"))
+}
+
+/// Generate a knobs struct (every field optional, from a file and/or flags), its `or`
+/// and `from_file`.
+macro_rules! knobs {
+    ($(#[$meta:meta])* $name:ident, $scenario:literal { $($(#[$fmeta:meta])* $field:ident : $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        pub struct $name {
+            /// Which scenario the file is for (files only).
+            #[arg(skip)]
+            pub scenario: Option<String>,
+            /// What the scenario is for (files only).
+            #[arg(skip)]
+            pub description: Option<String>,
+            $($(#[$fmeta])* #[arg(long)] pub $field: Option<$ty>,)*
+        }
+
+        impl $name {
+            /// Read a scenario file.
+            pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+                read_file(path, $scenario, |k: &Self| k.scenario.as_deref())
+            }
+
+            /// These knobs, with `base`'s where these have none.
+            pub fn or(self, base: $name) -> $name {
+                $name {
+                    scenario: self.scenario.or(base.scenario),
+                    description: self.description.or(base.description),
+                    $($field: self.$field.or(base.$field),)*
+                }
+            }
+        }
+    };
+}
+
+knobs!(
+    /// The `burst` workload's knobs.
+    BurstKnobs, "burst" {
+        /// Visitors that arrive [default: 100].
+        visitors: usize,
+        /// They arrive evenly spread over this time, e.g. `10s` [default: 10s].
+        ramp: String,
+        /// Agents online [default: 5].
+        agents: usize,
+        /// Open conversations per agent the router may assign [default: visitors ÷ agents, rounded up].
+        capacity: u32,
+        /// Messages each visitor sends after the first [default: 2].
+        messages: u64,
+        /// Time between a visitor's messages, e.g. `1s` [default: 1s].
+        interval: String,
+        /// Whether the assigned agent answers every visitor message [default: true].
+        replies: bool,
+        /// Longest wait for the last assignments, acks and deliveries [default: 30s].
+        drain: String,
+        /// Bytes in each message body [default: 120].
+        body_bytes: usize,
+        /// Visitor sockets per 127.0.0.x source address [default: 1000].
+        per_address: usize,
+    }
+);
+
+knobs!(
+    /// The `idle` workload's knobs.
+    IdleKnobs, "idle" {
+        /// Idle visitor sockets to hold [default: 1000].
+        sockets: usize,
+        /// Sockets per 127.0.0.x source address [default: 1000].
+        per_address: usize,
+        /// New sockets per second [default: 2000].
+        connect_rate: f64,
+        /// How long to hold them all open, e.g. `10s` [default: 10s].
+        hold: String,
+        /// Then every socket sends one message, this many per second in total (0: no probe) [default: 2000].
+        probe_rate: f64,
+        /// Longest wait for the probe's acks [default: 30s].
+        drain: String,
+    }
+);
+
+knobs!(
+    /// The `reconnect` workload's knobs.
+    ReconnectKnobs, "reconnect" {
+        /// Connected visitors, each in a conversation [default: 100].
+        visitors: usize,
+        /// Agent sockets sending into the conversations [default: 1].
+        agents: usize,
+        /// Agent messages per second, in total [default: 200].
+        rate: f64,
+        /// Traffic before the drop, e.g. `3s` [default: 3s].
+        before: String,
+        /// Every visitor drops and reconnects within this time [default: 1s].
+        within: String,
+        /// Traffic after the drops [default: 3s].
+        after: String,
+        /// Longest wait for the last resumes, acks and deliveries [default: 20s].
+        drain: String,
+        /// Bytes in each message body [default: 120].
+        body_bytes: usize,
+    }
+);
+
+impl BurstKnobs {
+    /// The complete workload.
+    pub fn resolve(&self) -> anyhow::Result<Burst> {
+        let visitors = self.visitors.unwrap_or(100);
+        let agents = self.agents.unwrap_or(5);
+        if visitors == 0 || agents == 0 {
+            bail!("--visitors and --agents must be at least 1");
+        }
+        let capacity = self.capacity.unwrap_or_else(|| {
+            u32::try_from(visitors.div_ceil(agents))
+                .unwrap_or(u32::MAX)
+                .min(10_000)
+        });
+        let b = Burst {
+            visitors,
+            ramp: dur(&self.ramp, "10s", "ramp")?,
+            agents,
+            capacity,
+            messages: self.messages.unwrap_or(2),
+            interval: dur(&self.interval, "1s", "interval")?,
+            replies: self.replies.unwrap_or(true),
+            drain: dur(&self.drain, "30s", "drain")?,
+            body_bytes: self.body_bytes.unwrap_or(120),
+            per_address: self.per_address.unwrap_or(1000).max(1),
+        };
+        if b.capacity == 0 || b.capacity > 10_000 {
+            bail!("--capacity must be between 1 and 10000");
+        }
+        if b.body_bytes < 40 || b.body_bytes > 10_000 {
+            bail!("--body-bytes must be between 40 and 10000");
+        }
+        if b.visitors > 19_000 {
+            bail!("--visitors: one process holds at most ~19,500 sockets here");
+        }
+        Ok(b)
+    }
+}
+
+impl IdleKnobs {
+    /// The complete workload.
+    pub fn resolve(&self) -> anyhow::Result<Idle> {
+        let i = Idle {
+            sockets: self.sockets.unwrap_or(1000),
+            per_address: self.per_address.unwrap_or(1000).max(1),
+            connect_rate: self.connect_rate.unwrap_or(2000.0),
+            hold: dur(&self.hold, "10s", "hold")?,
+            probe_rate: self.probe_rate.unwrap_or(2000.0),
+            drain: dur(&self.drain, "30s", "drain")?,
+        };
+        if i.sockets == 0 || i.sockets > 19_400 {
+            bail!(
+                "--sockets must be between 1 and 19400 (one process holds at most ~19,500 sockets; ulimit -n is 20,000)"
+            );
+        }
+        if !(i.connect_rate.is_finite() && i.connect_rate > 0.0) {
+            bail!("--connect-rate must be positive");
+        }
+        if !(i.probe_rate.is_finite() && i.probe_rate >= 0.0) {
+            bail!("--probe-rate must be 0 or more");
+        }
+        Ok(i)
+    }
+}
+
+impl ReconnectKnobs {
+    /// The complete workload.
+    pub fn resolve(&self) -> anyhow::Result<Reconnect> {
+        let r = Reconnect {
+            visitors: self.visitors.unwrap_or(100),
+            agents: self.agents.unwrap_or(1),
+            rate: self.rate.unwrap_or(200.0),
+            before: dur(&self.before, "3s", "before")?,
+            within: dur(&self.within, "1s", "within")?,
+            after: dur(&self.after, "3s", "after")?,
+            drain: dur(&self.drain, "20s", "drain")?,
+            body_bytes: self.body_bytes.unwrap_or(120),
+        };
+        if r.visitors == 0 || r.visitors > 19_000 {
+            bail!("--visitors must be between 1 and 19000");
+        }
+        if r.agents == 0 || r.agents > r.visitors {
+            bail!("--agents must be between 1 and the number of visitors");
+        }
+        if !(r.rate.is_finite() && r.rate > 0.0) {
+            bail!("--rate must be positive");
+        }
+        if r.body_bytes < 40 || r.body_bytes > 10_000 {
+            bail!("--body-bytes must be between 40 and 10000");
+        }
+        Ok(r)
+    }
+}
+
+/// The `burst` workload: `visitors` arrive evenly over `ramp`, each opening a widget
+/// session and a socket and starting a conversation; `agents` agents online, each with
+/// `capacity`, are assigned the conversations round-robin, follow them and answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Burst {
+    /// Visitors.
+    pub visitors: usize,
+    /// Arrival window.
+    #[serde(with = "secs")]
+    pub ramp: Duration,
+    /// Agents.
+    pub agents: usize,
+    /// Capacity per agent.
+    pub capacity: u32,
+    /// Messages per visitor after the first.
+    pub messages: u64,
+    /// Between a visitor's messages.
+    #[serde(with = "secs")]
+    pub interval: Duration,
+    /// The agent answers each visitor message.
+    pub replies: bool,
+    /// Longest wait at the end.
+    #[serde(with = "secs")]
+    pub drain: Duration,
+    /// Body size in bytes.
+    pub body_bytes: usize,
+    /// Sockets per source address.
+    pub per_address: usize,
+}
+
+/// The `idle` workload: hold `sockets` idle visitor sockets and weigh the server.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Idle {
+    /// Sockets.
+    pub sockets: usize,
+    /// Sockets per source address.
+    pub per_address: usize,
+    /// New sockets per second.
+    pub connect_rate: f64,
+    /// Time held.
+    #[serde(with = "secs")]
+    pub hold: Duration,
+    /// Probe messages per second (0: none).
+    pub probe_rate: f64,
+    /// Longest wait for the probe.
+    #[serde(with = "secs")]
+    pub drain: Duration,
+}
+
+/// The `reconnect` workload: `visitors` in conversations receive agent messages at `rate`;
+/// all drop and reconnect within `within`, resume, and must miss nothing.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Reconnect {
+    /// Visitors (and conversations).
+    pub visitors: usize,
+    /// Agent sockets.
+    pub agents: usize,
+    /// Agent messages per second in total.
+    pub rate: f64,
+    /// Traffic before the drops.
+    #[serde(with = "secs")]
+    pub before: Duration,
+    /// Drop window.
+    #[serde(with = "secs")]
+    pub within: Duration,
+    /// Traffic after.
+    #[serde(with = "secs")]
+    pub after: Duration,
+    /// Longest wait at the end.
+    #[serde(with = "secs")]
+    pub drain: Duration,
+    /// Body size.
+    pub body_bytes: usize,
+}
+
 /// Serialise a duration as seconds (a float).
 mod secs {
     use std::time::Duration;
@@ -191,6 +496,37 @@ mod tests {
     #[test]
     fn unknown_keys_in_a_file_are_refused() {
         assert!(toml::from_str::<SteadyKnobs>("conversatons = 7\n").is_err());
+        assert!(toml::from_str::<BurstKnobs>("visitor = 7\n").is_err());
+    }
+
+    #[test]
+    fn a_file_for_another_scenario_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, "scenario = \"burst\"\nvisitors = 3\n").unwrap();
+        assert!(SteadyKnobs::from_file(&path).is_err());
+        assert_eq!(BurstKnobs::from_file(&path).unwrap().visitors, Some(3));
+        assert_eq!(scenario_of(&path).unwrap(), "burst");
+    }
+
+    #[test]
+    fn burst_capacity_defaults_to_an_even_share() {
+        let b = BurstKnobs {
+            visitors: Some(10),
+            agents: Some(3),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(b.capacity, 4);
+        assert!(
+            BurstKnobs {
+                agents: Some(0),
+                ..Default::default()
+            }
+            .resolve()
+            .is_err()
+        );
     }
 
     #[test]
@@ -199,12 +535,25 @@ mod tests {
         let mut n = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
-            SteadyKnobs::from_file(&path)
-                .unwrap()
-                .resolve()
-                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            let checked = match scenario_of(&path).unwrap().as_str() {
+                "steady" => SteadyKnobs::from_file(&path)
+                    .and_then(|k| k.resolve())
+                    .map(|_| ()),
+                "burst" => BurstKnobs::from_file(&path)
+                    .and_then(|k| k.resolve())
+                    .map(|_| ()),
+                "idle" => IdleKnobs::from_file(&path)
+                    .and_then(|k| k.resolve())
+                    .map(|_| ()),
+                "reconnect" => ReconnectKnobs::from_file(&path)
+                    .and_then(|k| k.resolve())
+                    .map(|_| ()),
+                other => panic!("{}: unknown scenario {other}", path.display()),
+            };
+            checked.unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             n += 1;
         }
+        assert!(n >= 4);
         assert!(n > 0);
     }
 }

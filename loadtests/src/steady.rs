@@ -22,28 +22,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt as _, StreamExt as _, TryStreamExt as _};
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::api::{Api, Login};
+use crate::conn::{self, Incoming, Rx, Tx, Who};
 use crate::metrics::{EngineFigures, Scrape};
-use crate::node::{Node, Target};
+use crate::node::{Cluster, Target};
 use crate::procstat::Watch;
+use crate::proto::{Event, Proto, json_str};
 use crate::report::{Checks, Latency, LogCounts, MaxRateReport, SteadyReport, histogram};
 use crate::scenario::Steady;
-use crate::ws::{self, Frame, Payload, Socket};
+use crate::setup::{Agent, Workspace};
 
 /// HTTP calls and handshakes in flight at once during setup.
 const SETUP_CONCURRENCY: usize = 16;
 /// Longest wait for one setup step's answer (a presence frame, an ack, deliveries).
-const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// After the visitors stop, how long agents may take to receive the last acked messages.
 const AGENT_GRACE: Duration = Duration::from_secs(5);
 /// The client id of each visitor's first message (the one that opens the conversation).
-const HELLO: &str = "hello";
+pub(crate) const HELLO: &str = "hello";
 
 /// When each message is due, relative to a common origin.
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +104,8 @@ struct AgentStats {
 
 /// A visitor after setup: their socket and conversation.
 struct Visitor {
-    socket: Socket,
+    tx: Tx,
+    rx: Rx,
     conversation_id: String,
     hello_seq: u64,
 }
@@ -113,119 +113,102 @@ struct Visitor {
 /// Run the scenario once on `target` (starting and stopping it when spawned).
 pub async fn run(target: &Target, w: &Steady) -> anyhow::Result<SteadyReport> {
     let started = Instant::now();
-    let mut node = target.start().await?;
-    let result = run_on(&node, target, w, started).await;
-    node.stop().await;
+    let mut cluster = target.start().await?;
+    let result = run_on(&cluster, target, w, started).await;
+    cluster.stop().await;
     result
 }
 
-async fn next_frame(stream: &mut SplitStream<Socket>) -> anyhow::Result<String> {
-    loop {
-        match tokio::time::timeout(SETUP_TIMEOUT, stream.next()).await {
-            Err(_) => bail!("no frame within {SETUP_TIMEOUT:?}"),
-            Ok(None) => bail!("socket closed"),
-            Ok(Some(Err(e))) => bail!("socket failed: {e}"),
-            Ok(Some(Ok(Message::Text(t)))) => return Ok(t.to_string()),
-            Ok(Some(Ok(Message::Close(c)))) => bail!("socket closed by the server: {c:?}"),
-            Ok(Some(Ok(_))) => {}
-        }
-    }
+/// Open an agent socket on the agents' node.
+pub async fn agent_socket(
+    cluster: &Cluster,
+    proto: Proto,
+    agent: &Agent,
+    capacity: Option<u32>,
+) -> anyhow::Result<(Tx, Rx)> {
+    conn::connect(
+        proto,
+        &cluster.agent_node().ws_base(),
+        Who::Agent {
+            token: &agent.token,
+            user_id: &agent.user_id,
+            capacity,
+        },
+        None,
+    )
+    .await
 }
 
-/// Open an agent socket and wait for the agent's own presence (its workspace
-/// subscription is then in place).
-async fn agent_socket(node: &Node, agent: &Login) -> anyhow::Result<Socket> {
-    let socket = ws::connect(&format!(
-        "{}/ws/agent?token={}",
-        node.ws_base(),
-        agent.token
-    ))
-    .await?;
-    let (sink, mut stream) = socket.split();
+/// A new visitor on the visitors' node: session, socket, first message (which opens the
+/// conversation); returns the socket, the conversation and the first message's seq.
+pub async fn visitor_with_conversation(
+    cluster: &Cluster,
+    ws: &Workspace,
+    proto: Proto,
+    i: usize,
+    bind: Option<std::net::Ipv4Addr>,
+) -> anyhow::Result<(Tx, Rx, String, u64, String)> {
+    let token = ws.visitor_token().await?;
+    let (tx, mut rx) = conn::connect(
+        proto,
+        &cluster.visitor_node().ws_base(),
+        Who::Visitor { token: &token },
+        bind,
+    )
+    .await
+    .with_context(|| format!("visitor {i}: connecting"))?;
+    tx.send(proto.send(None, HELLO, &format!("hello from visitor {i}"), 0))
+        .await?;
     loop {
-        let text = next_frame(&mut stream).await.context("agent socket")?;
-        if let Ok(f) = serde_json::from_str::<Frame>(&text)
-            && f.ty == "presence"
-            && f.user_id.as_deref() == Some(agent.user_id.as_str())
-        {
-            break;
-        }
-    }
-    sink.reunite(stream).context("reuniting the agent socket")
-}
-
-/// A new visitor: widget session, socket, first message (which opens the conversation).
-async fn visitor(node: &Node, api: &Api, channel_id: &str, i: usize) -> anyhow::Result<Visitor> {
-    let token = api.widget_session(channel_id).await?;
-    let socket = ws::connect(&format!("{}/ws/visitor?token={token}", node.ws_base())).await?;
-    let (mut sink, mut stream) = socket.split();
-    let hello = serde_json::json!({
-        "type": "send", "client_id": HELLO, "body": format!("hello from visitor {i}")
-    });
-    sink.send(Message::text(hello.to_string())).await?;
-    loop {
-        let text = next_frame(&mut stream)
+        let text = rx
+            .next_within(SETUP_TIMEOUT)
             .await
             .with_context(|| format!("visitor {i}: waiting for the first ack"))?;
-        let f: Frame = serde_json::from_str(&text)?;
-        match f.ty.as_ref() {
-            "ack" if f.client_id.as_deref() == Some(HELLO) => {
-                let conversation_id = f
-                    .conversation_id
+        match proto.decode(&text) {
+            Event::Ack {
+                client_id: Some(c),
+                conversation_id,
+                seq,
+            } if c == HELLO => {
+                let conversation_id = conversation_id
                     .context("an ack without conversation_id")?
                     .into_owned();
-                return Ok(Visitor {
-                    socket: sink.reunite(stream)?,
-                    conversation_id,
-                    hello_seq: f.seq.unwrap_or(1),
-                });
+                return Ok((tx, rx, conversation_id, seq.unwrap_or(1), token));
             }
-            "error" => bail!("visitor {i}: first message refused: {text}"),
+            Event::Error { .. } => bail!("visitor {i}: first message refused: {text}"),
             _ => {}
         }
     }
 }
 
 async fn run_on(
-    node: &Node,
+    cluster: &Cluster,
     target: &Target,
     w: &Steady,
     started: Instant,
 ) -> anyhow::Result<SteadyReport> {
     let c = w.conversations;
-    let api = Api::new(&node.address)?;
-    let admin = api
-        .login(&node.admin_email, &node.admin_password)
-        .await
-        .context("logging in as the admin")?;
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let run_id = &run_id[..12];
-
-    // Agents, and an inbox with them as members.
-    let mut agents = Vec::with_capacity(w.agents);
-    for a in 0..w.agents {
-        let agent = api
-            .create_agent(&admin, &format!("agent{a}-{run_id}@load.test"))
-            .await
-            .context("creating an agent")?;
-        agents.push(agent);
-    }
-    let member_ids: Vec<String> = agents.iter().map(|a| a.user_id.clone()).collect();
-    let channel_id = api
-        .create_chat(&admin, &format!("Load {run_id}"), &member_ids)
-        .await
-        .context("creating the inbox and chat channel")?;
-    let mut agent_sockets = Vec::with_capacity(w.agents);
-    for agent in &agents {
-        agent_sockets.push(agent_socket(node, agent).await?);
+    let proto = target.proto();
+    let ws = Workspace::create(cluster, w.agents, None).await?;
+    let mut agent_conns = Vec::with_capacity(w.agents);
+    for agent in &ws.agents {
+        agent_conns.push(agent_socket(cluster, proto, agent, None).await?);
     }
 
     // Visitors, each opening a conversation.
     let visitors: Vec<Visitor> = futures_util::stream::iter(0..c)
         .map(|i| {
-            let api = &api;
-            let channel_id = &channel_id;
-            async move { visitor(node, api, channel_id, i).await }
+            let ws = &ws;
+            async move {
+                let (tx, rx, conversation_id, hello_seq, _) =
+                    visitor_with_conversation(cluster, ws, proto, i, None).await?;
+                anyhow::Ok(Visitor {
+                    tx,
+                    rx,
+                    conversation_id,
+                    hello_seq,
+                })
+            }
         })
         .buffered(SETUP_CONCURRENCY)
         .try_collect()
@@ -246,9 +229,8 @@ async fn run_on(
     };
     let (origin_tx, origin_rx) = watch::channel(schedule);
     let mut agent_tasks = Vec::with_capacity(w.agents);
-    let mut agent_sinks = Vec::with_capacity(w.agents);
-    for (a, socket) in agent_sockets.into_iter().enumerate() {
-        let (mut sink, stream) = socket.split();
+    let mut agent_txs = Vec::with_capacity(w.agents);
+    for (a, (tx, rx)) in agent_conns.into_iter().enumerate() {
         let convs: HashMap<String, usize> = visitors
             .iter()
             .enumerate()
@@ -257,22 +239,26 @@ async fn run_on(
             .collect();
         let ids: Vec<String> = convs.keys().cloned().collect();
         agent_tasks.push(tokio::spawn(agent_task(
-            stream,
+            proto,
+            rx,
             histogram()?,
             convs,
             origin_rx.clone(),
             counters.clone(),
             agents_stop.clone(),
         )));
-        for id in ids {
-            let resume =
-                serde_json::json!({"type": "resume", "conversation_id": id, "after_seq": 0});
-            sink.feed(Message::text(resume.to_string())).await?;
-        }
-        sink.flush().await?;
-        agent_sinks.push(sink);
+        tx.send_all(ids.iter().map(|id| proto.resume(&json_str(id), 0)))
+            .await?;
+        agent_txs.push(tx);
     }
-    let expected_hellos: u64 = visitors.iter().map(|v| v.hello_seq).sum();
+    // The relay stores nothing, so a `resume` replays nothing: its agents never see the
+    // first messages and are checked from the seq after them.
+    let replays = proto != Proto::Relay;
+    let expected_hellos: u64 = if replays {
+        visitors.iter().map(|v| v.hello_seq).sum()
+    } else {
+        0
+    };
     let deadline = Instant::now() + SETUP_TIMEOUT;
     while counters.delivered.load(Ordering::SeqCst) < expected_hellos {
         if Instant::now() > deadline {
@@ -292,9 +278,11 @@ async fn run_on(
     origin_tx.send_replace(schedule);
     let setup_seconds = started.elapsed().as_secs_f64();
     let hello_seqs: Vec<u64> = visitors.iter().map(|v| v.hello_seq).collect();
+    let hello_seqs_for_check = hello_seqs.clone();
     let mut visitor_tasks = Vec::with_capacity(c);
     for (i, v) in visitors.into_iter().enumerate() {
         visitor_tasks.push(tokio::spawn(visitor_task(
+            proto,
             i,
             v,
             histogram()?,
@@ -304,29 +292,18 @@ async fn run_on(
             visitors_stop.clone(),
         )));
     }
-    let watch = Watch {
-        server_pid: node.pid(),
-        names: match target {
-            Target::Spawn(o) => {
-                let mut names = Vec::new();
-                if o.database_url.is_some() {
-                    names.push("postgres".to_owned());
-                }
-                if o.redis_url.is_some() {
-                    names.push("redis-server".to_owned());
-                }
-                names
-            }
-            Target::Remote { .. } => Vec::new(),
-        },
-        ticks: crate::procstat::clock_ticks(),
-    };
+    let watch = Watch::of(
+        cluster,
+        matches!(target, Target::Spawn(o) if o.redis_url.is_some()),
+    );
+    let http = ws.http().clone();
+    let metrics_base = cluster.visitor_node().address.clone();
     tokio::time::sleep_until(schedule.instant(schedule.window_start_us)).await;
     let before = watch.snapshot();
-    let scrape_before = Scrape::fetch(api.http(), &node.address).await;
+    let scrape_before = Scrape::fetch(&http, &metrics_base).await;
     tokio::time::sleep_until(schedule.instant(schedule.end_us)).await;
     let after = watch.snapshot();
-    let scrape_after = Scrape::fetch(api.http(), &node.address).await;
+    let scrape_after = Scrape::fetch(&http, &metrics_base).await;
 
     // Drain: every send answered and every ack delivered, or the drain time is up.
     let drain_deadline = Instant::now() + w.drain;
@@ -386,7 +363,12 @@ async fn run_on(
                 checks.reordered += a.reordered;
                 for (i, seen) in &a.seen {
                     let top = max_seq.get(*i).copied().unwrap_or(0);
-                    for seq in 1..=top {
+                    let first = if replays {
+                        1
+                    } else {
+                        hello_seqs_for_check.get(*i).copied().unwrap_or(0) + 1
+                    };
+                    for seq in first..=top {
                         match seen.get(seq as usize).copied().unwrap_or(0) {
                             0 => checks.lost += 1,
                             1 => {}
@@ -405,8 +387,8 @@ async fn run_on(
             Err(e) => *checks.socket_failures.entry(e.to_string()).or_default() += 1,
         }
     }
-    for mut sink in agent_sinks {
-        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    for tx in agent_txs {
+        tx.close().await;
     }
     checks.sent = counters.sent.load(Ordering::SeqCst);
     checks.acked = counters.acked.load(Ordering::SeqCst);
@@ -424,29 +406,28 @@ async fn run_on(
         checks,
         usage: watch.usage(&before, &after, acked_in_window),
         engine: EngineFigures::between(&scrape_before, &scrape_after),
-        server_log: LogCounts {
-            warnings: node.log.warnings.load(Ordering::Relaxed),
-            errors: node.log.errors.load(Ordering::Relaxed),
+        server_log: {
+            let (warnings, errors) = cluster.log_counts();
+            LogCounts { warnings, errors }
         },
         setup_seconds,
     })
 }
 
-/// The text of message `k` of a conversation (`conversation` is JSON-quoted already).
-fn send_frame(conversation: &str, k: u64, body_bytes: usize) -> String {
+/// The body of message `k`: the schedule index, then padding to `body_bytes`.
+pub fn body(k: u64, body_bytes: usize) -> String {
     let mut body = format!("k={k};");
     while body.len() < body_bytes {
         body.push('x');
     }
-    format!(
-        r#"{{"type":"send","client_id":"{k}","conversation_id":{conversation},"body":"{body}"}}"#
-    )
+    body
 }
 
 /// Write conversation `i`'s messages on schedule until the end; returns why it stopped
 /// early, if it did.
 async fn send_on_schedule(
-    sink: &mut SplitSink<Socket, Message>,
+    proto: Proto,
+    tx: &Tx,
     i: usize,
     conversation: &str,
     schedule: Schedule,
@@ -463,23 +444,28 @@ async fn send_on_schedule(
         let now = schedule.now_us();
         // Everything due by now goes out together (a late wake-up or a slow write
         // does not move the schedule).
+        let first = k;
         while schedule.at(i, k) <= now && schedule.at(i, k) < schedule.end_us {
-            if let Err(e) = sink
-                .feed(Message::text(send_frame(conversation, k, body_bytes)))
-                .await
-            {
-                return Some(format!("visitor socket write failed: {e}"));
-            }
-            counters.sent.fetch_add(1, Ordering::SeqCst);
             k += 1;
         }
-        if let Err(e) = sink.flush().await {
+        let frames = (first..k).map(|k| {
+            proto.send(
+                Some(conversation),
+                &k.to_string(),
+                &body(k, body_bytes),
+                k + 1,
+            )
+        });
+        if let Err(e) = tx.send_all(frames).await {
             return Some(format!("visitor socket write failed: {e}"));
         }
+        counters.sent.fetch_add(k - first, Ordering::SeqCst);
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn visitor_task(
+    proto: Proto,
     i: usize,
     v: Visitor,
     acks: Histogram<u64>,
@@ -488,11 +474,24 @@ async fn visitor_task(
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
 ) -> VisitorStats {
-    let (mut sink, mut stream) = v.socket.split();
-    let conversation = serde_json::Value::String(v.conversation_id).to_string();
+    let Visitor {
+        tx,
+        mut rx,
+        conversation_id,
+        hello_seq,
+    } = v;
+    let conversation = json_str(&conversation_id);
     let send = async {
-        let failure =
-            send_on_schedule(&mut sink, i, &conversation, schedule, body_bytes, &counters).await;
+        let failure = send_on_schedule(
+            proto,
+            &tx,
+            i,
+            &conversation,
+            schedule,
+            body_bytes,
+            &counters,
+        )
+        .await;
         counters.senders_done.fetch_add(1, Ordering::SeqCst);
         failure
     };
@@ -500,52 +499,36 @@ async fn visitor_task(
         let mut s = VisitorStats {
             acks,
             acked_in_window: 0,
-            max_seq: v.hello_seq,
+            max_seq: hello_seq,
             acks_out_of_order: 0,
             errors: BTreeMap::new(),
             failure: None,
         };
-        let mut last_seq = v.hello_seq;
+        let mut last_seq = hello_seq;
         loop {
             let msg = tokio::select! {
-                msg = stream.next() => msg,
+                msg = rx.next() => msg,
                 _ = stop.changed() => break,
             };
             let text = match msg {
-                Some(Ok(Message::Text(t))) => t,
-                Some(Ok(Message::Close(c))) => {
-                    s.failure = Some(format!(
-                        "visitor socket closed by the server ({})",
-                        c.map(|c| u16::from(c.code)).unwrap_or(0)
-                    ));
-                    break;
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => {
-                    s.failure = Some(format!("visitor socket failed: {e}"));
-                    break;
-                }
-                None => {
-                    s.failure = Some("visitor socket closed".into());
+                Incoming::Text(t) => t,
+                Incoming::Closed(why) => {
+                    s.failure = Some(format!("visitor socket {why}"));
                     break;
                 }
             };
             let now = schedule.now_us();
-            let Ok(f) = serde_json::from_str::<Frame>(&text) else {
-                *s.errors.entry("unreadable frame".into()).or_default() += 1;
-                continue;
-            };
-            match f.ty.as_ref() {
-                "ack" => {
+            match proto.decode(&text) {
+                Event::Ack { client_id, seq, .. } => {
                     counters.acked.fetch_add(1, Ordering::SeqCst);
-                    if let Some(seq) = f.seq {
+                    if let Some(seq) = seq {
                         if seq <= last_seq {
                             s.acks_out_of_order += 1;
                         }
                         last_seq = last_seq.max(seq);
                         s.max_seq = s.max_seq.max(seq);
                     }
-                    if let Some(k) = f.client_id.and_then(|c| c.parse::<u64>().ok()) {
+                    if let Some(k) = client_id.and_then(|c| c.parse::<u64>().ok()) {
                         let due = schedule.at(i, k);
                         if schedule.measured(due) {
                             s.acks.saturating_record(now.saturating_sub(due).max(1));
@@ -555,10 +538,12 @@ async fn visitor_task(
                         s.acked_in_window += 1;
                     }
                 }
-                "error" => {
+                Event::Error { code, .. } => {
                     counters.refused.fetch_add(1, Ordering::SeqCst);
-                    let code = f.code.as_deref().unwrap_or("unknown").to_owned();
-                    *s.errors.entry(code).or_default() += 1;
+                    *s.errors.entry(code.into_owned()).or_default() += 1;
+                }
+                Event::Unreadable => {
+                    *s.errors.entry("unreadable frame".into()).or_default() += 1;
                 }
                 _ => {}
             }
@@ -569,12 +554,13 @@ async fn visitor_task(
     if stats.failure.is_none() {
         stats.failure = send_failure;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    tx.close().await;
     stats
 }
 
 async fn agent_task(
-    mut stream: SplitStream<Socket>,
+    proto: Proto,
+    mut rx: Rx,
     deliveries: Histogram<u64>,
     convs: HashMap<String, usize>,
     schedule: watch::Receiver<Schedule>,
@@ -590,42 +576,32 @@ async fn agent_task(
     let mut highest: HashMap<usize, u64> = HashMap::new();
     loop {
         let msg = tokio::select! {
-            msg = stream.next() => msg,
+            msg = rx.next() => msg,
             _ = stop.changed() => break,
         };
         let text = match msg {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Close(c))) => {
-                a.failure = Some(format!(
-                    "agent socket closed by the server ({})",
-                    c.map(|c| u16::from(c.code)).unwrap_or(0)
-                ));
-                break;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                a.failure = Some(format!("agent socket failed: {e}"));
-                break;
-            }
-            None => {
-                a.failure = Some("agent socket closed".into());
+            Incoming::Text(t) => t,
+            Incoming::Closed(why) => {
+                a.failure = Some(format!("agent socket {why}"));
                 break;
             }
         };
-        let Ok(f) = serde_json::from_str::<Frame>(&text) else {
+        let Event::Message {
+            conversation_id,
+            seq,
+            body,
+        } = proto.decode(&text)
+        else {
             continue;
         };
-        let Some(Payload::Message(m)) = f.message.filter(|_| f.ty == "message") else {
-            continue;
-        };
-        let Some(&i) = convs.get(m.conversation_id.as_ref()) else {
+        let Some(&i) = convs.get(conversation_id.as_ref()) else {
             continue;
         };
         counters.delivered.fetch_add(1, Ordering::SeqCst);
         let sched = *schedule.borrow();
         let now = sched.now_us();
         if let Some(seen) = a.seen.get_mut(&i) {
-            let at = usize::try_from(m.seq).unwrap_or(usize::MAX);
+            let at = usize::try_from(seq).unwrap_or(usize::MAX).min(50_000_000);
             if seen.len() <= at {
                 seen.resize(at + 1, 0);
             }
@@ -634,12 +610,11 @@ async fn agent_task(
             }
         }
         let top = highest.entry(i).or_default();
-        if m.seq < *top {
+        if seq < *top {
             a.reordered += 1;
         }
-        *top = (*top).max(m.seq);
-        let k = m
-            .body
+        *top = (*top).max(seq);
+        let k = body
             .strip_prefix("k=")
             .and_then(|rest| rest.split(';').next())
             .and_then(|k| k.parse::<u64>().ok());
@@ -762,7 +737,7 @@ mod tests {
 
     #[test]
     fn frames_carry_the_schedule_index_and_the_body_size() {
-        let f = send_frame("\"c1\"", 42, 120);
+        let f = Proto::Parley.send(Some("\"c1\""), "42", &body(42, 120), 43);
         let v: serde_json::Value = serde_json::from_str(&f).unwrap();
         assert_eq!(v["client_id"], "42");
         assert_eq!(v["conversation_id"], "c1");

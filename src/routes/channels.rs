@@ -15,7 +15,8 @@ use crate::domain::Name;
 use crate::error::{ApiError, ApiResult};
 use crate::startup::AppState;
 use crate::store::channels::ChannelRow;
-use crate::store::{audit, channels};
+use crate::store::{audit, channels, chatflows};
+use crate::widget::settings as chat_settings;
 
 /// Register this module's routes.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -23,7 +24,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_channels)
         .service(get_channel)
         .service(update_channel)
-        .service(delete_channel);
+        .service(delete_channel)
+        .service(rotate_identity_secret);
 }
 
 /// Largest settings document accepted, in bytes of JSON.
@@ -81,6 +83,10 @@ pub struct ChannelView {
     /// For chat channels: the tracking code to paste into a website.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embed_snippet: Option<String>,
+    /// For chat channels, shown to admins only: the key a website signs visitor
+    /// identities with (`hex(HMAC-SHA256(identity_secret, email))`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_secret: Option<String>,
     /// Creation time.
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// Last change.
@@ -88,27 +94,35 @@ pub struct ChannelView {
 }
 
 impl ChannelView {
-    fn new(c: ChannelRow, public_url: &str) -> Self {
+    fn new(c: ChannelRow, public_url: &str, principal: &Principal) -> Self {
         let embed_snippet = (c.kind == "chat").then(|| {
             format!(
                 "<script async src=\"{public_url}/widget.js\" data-parley-channel=\"{}\"></script>",
                 c.id
             )
         });
+        let settings = if c.kind == "chat" {
+            serde_json::to_value(chat_settings::stored(&c.settings)).unwrap_or(c.settings)
+        } else {
+            c.settings
+        };
         ChannelView {
             id: c.id,
             inbox_id: c.inbox_id,
             kind: c.kind,
             name: c.name,
-            settings: c.settings,
+            settings,
             embed_snippet,
+            identity_secret: c.identity_secret.filter(|_| principal.is_admin()),
             created_at: time(c.created_at),
             updated_at: time(c.updated_at),
         }
     }
 }
 
-fn check_settings(s: &serde_json::Value) -> ApiResult<()> {
+/// Check a settings document; for chat channels, validate it and fill in the defaults
+/// (the answer is what gets stored).
+fn check_settings(kind: &str, s: serde_json::Value) -> ApiResult<serde_json::Value> {
     if !s.is_object() {
         return Err(ApiError::Validation(
             "settings: must be a JSON object".into(),
@@ -119,7 +133,11 @@ fn check_settings(s: &serde_json::Value) -> ApiResult<()> {
             "settings: must be at most {MAX_SETTINGS_BYTES} bytes of JSON"
         )));
     }
-    Ok(())
+    if kind == "chat" {
+        let parsed = chat_settings::parse(&s).map_err(ApiError::Validation)?;
+        return serde_json::to_value(parsed).map_err(|e| ApiError::Unexpected(e.into()));
+    }
+    Ok(s)
 }
 
 /// A new channel.
@@ -160,7 +178,7 @@ pub async fn create_channel(
 ) -> ApiResult<HttpResponse> {
     principal.require_admin()?;
     let b = body.into_inner();
-    check_settings(&b.settings)?;
+    let settings = check_settings(b.kind.as_str(), b.settings)?;
     let inbox = visible_inbox(&state, &principal, &id).await?;
     let ws = principal.workspace_id();
     let name = b
@@ -169,7 +187,16 @@ pub async fn create_channel(
         .unwrap_or_else(|| b.kind.label().to_owned());
     let mut tx = state.db.pool().begin().await?;
     let channel =
-        channels::insert(&mut *tx, ws, &inbox.id, b.kind.as_str(), &name, &b.settings).await?;
+        channels::insert(&mut *tx, ws, &inbox.id, b.kind.as_str(), &name, &settings).await?;
+    if channel.kind == "chat" {
+        chatflows::insert(
+            &mut *tx,
+            ws,
+            &channel.id,
+            super::chatflows::default_chatflow(),
+        )
+        .await?;
+    }
     audit::record(
         &mut *tx,
         principal.audit(
@@ -181,7 +208,7 @@ pub async fn create_channel(
     )
     .await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(ChannelView::new(channel, &state.public_url)))
+    Ok(HttpResponse::Created().json(ChannelView::new(channel, &state.public_url, &principal)))
 }
 
 /// An inbox's channels.
@@ -199,7 +226,7 @@ pub async fn list_channels(
     let items = channels::list_for_inbox(state.db.pool(), principal.workspace_id(), &inbox.id)
         .await?
         .into_iter()
-        .map(|c| ChannelView::new(c, &state.public_url))
+        .map(|c| ChannelView::new(c, &state.public_url, &principal))
         .collect();
     Ok(web::Json(super::ListResponse {
         items,
@@ -208,7 +235,7 @@ pub async fn list_channels(
 }
 
 /// The channel if this user may see it (through its inbox); 404 otherwise.
-async fn visible_channel(
+pub async fn visible_channel(
     state: &AppState,
     principal: &Principal,
     id: &str,
@@ -234,7 +261,11 @@ pub async fn get_channel(
     id: web::Path<String>,
 ) -> ApiResult<web::Json<ChannelView>> {
     let channel = visible_channel(&state, &principal, &id).await?;
-    Ok(web::Json(ChannelView::new(channel, &state.public_url)))
+    Ok(web::Json(ChannelView::new(
+        channel,
+        &state.public_url,
+        &principal,
+    )))
 }
 
 /// Changes to a channel; absent fields stay. `settings` replaces the whole document.
@@ -267,16 +298,13 @@ pub async fn update_channel(
 ) -> ApiResult<web::Json<ChannelView>> {
     principal.require_admin()?;
     let b = body.into_inner();
-    if let Some(s) = &b.settings {
-        check_settings(s)?;
-    }
     let before = visible_channel(&state, &principal, &id).await?;
     let mut channel = before.clone();
     if let Some(n) = b.name {
         channel.name = n.into();
     }
     if let Some(s) = b.settings {
-        channel.settings = s;
+        channel.settings = check_settings(&before.kind, s)?;
     }
     let mut tx = state.db.pool().begin().await?;
     channels::update(&mut *tx, &channel).await?;
@@ -293,7 +321,11 @@ pub async fn update_channel(
     .await?;
     tx.commit().await?;
     let channel = visible_channel(&state, &principal, &id).await?;
-    Ok(web::Json(ChannelView::new(channel, &state.public_url)))
+    Ok(web::Json(ChannelView::new(
+        channel,
+        &state.public_url,
+        &principal,
+    )))
 }
 
 /// Delete a channel (admins).
@@ -322,4 +354,50 @@ pub async fn delete_channel(
     .await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replace a chat channel's identity secret (admins). Identities signed with the old
+/// secret are refused from then on.
+#[utoipa::path(tag = "channels", params(("id" = String, Path, description = "Chat channel id")), responses(
+    (status = 200, body = ChannelView),
+    (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("bearer" = []), ("cookie" = [])))]
+#[post("/channels/{id}/identity-secret")]
+#[tracing::instrument(skip_all, fields(actor = %principal.user.id, channel_id = %id))]
+pub async fn rotate_identity_secret(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<String>,
+) -> ApiResult<web::Json<ChannelView>> {
+    principal.require_admin()?;
+    let channel = visible_channel(&state, &principal, &id).await?;
+    if channel.kind != "chat" {
+        return Err(ApiError::not_found("chat channel"));
+    }
+    let mut tx = state.db.pool().begin().await?;
+    channels::set_identity_secret(
+        &mut *tx,
+        &channel.workspace_id,
+        &channel.id,
+        &channels::new_identity_secret(),
+    )
+    .await?;
+    audit::record(
+        &mut *tx,
+        principal.audit(
+            "channel.identity_secret_rotated",
+            "channel",
+            &channel.id,
+            json!({}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    let channel = visible_channel(&state, &principal, &id).await?;
+    Ok(web::Json(ChannelView::new(
+        channel,
+        &state.public_url,
+        &principal,
+    )))
 }

@@ -213,6 +213,10 @@ pub struct PostMessage {
     pub kind: Option<SendKind>,
     /// Idempotency key: a retry with the same `client_id` returns the first message.
     pub client_id: String,
+    /// Ids of files the caller uploaded (`POST /api/v1/uploads`), at most 10; with
+    /// attachments, `body` may be empty.
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 /// A stored message.
@@ -243,8 +247,13 @@ pub async fn post_message(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let max = state.engine.config.max_body_chars;
-    if b.body.trim().is_empty() {
+    if b.body.trim().is_empty() && b.attachments.is_empty() {
         return Err(ApiError::Validation("body: must not be empty".into()));
+    }
+    if b.attachments.len() > 10 {
+        return Err(ApiError::Validation(
+            "attachments: at most 10 per message".into(),
+        ));
     }
     if b.body.chars().count() > max {
         return Err(ApiError::Validation(format!(
@@ -257,6 +266,23 @@ pub async fn post_message(
         ));
     }
     let record = visible(&state, &principal, &id).await?;
+    let attachments = if b.attachments.is_empty() {
+        Vec::new()
+    } else {
+        crate::store::uploads::claim(
+            state.db.pool(),
+            &b.attachments,
+            "agent",
+            &principal.user.id,
+            &record.id,
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::Validation(
+                "attachments: unknown, not uploaded by you, or sent in another conversation".into(),
+            )
+        })?
+    };
     let addr = state
         .engine
         .hub
@@ -275,7 +301,7 @@ pub async fn post_message(
             name: principal.user.name.clone(),
         },
         body: b.body,
-        attachments: Vec::new(),
+        attachments,
         channel: Channel::Chat,
         client_id: Some(b.client_id),
     };

@@ -6,11 +6,13 @@ pub mod api_tokens;
 pub mod audit;
 pub mod auth;
 pub mod channels;
+pub mod chatflows;
 pub mod conversations;
 pub mod health;
 pub mod inboxes;
 pub mod openapi;
 pub mod teams;
+pub mod uploads;
 pub mod users;
 pub mod web;
 pub mod widget;
@@ -32,15 +34,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .configure(crate::ws::configure)
         .service(
             scope::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(widget::cors))
                 .configure(auth::configure)
                 .configure(users::configure)
                 .configure(teams::configure)
                 .configure(inboxes::configure)
                 .configure(channels::configure)
+                .configure(chatflows::configure)
                 .configure(api_tokens::configure)
                 .configure(audit::configure)
                 .configure(conversations::configure)
-                .configure(widget::configure),
+                .configure(widget::configure)
+                .configure(uploads::configure),
         );
 }
 

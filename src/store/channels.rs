@@ -21,13 +21,16 @@ pub struct ChannelRow {
     pub name: String,
     /// Type-specific settings.
     pub settings: serde_json::Value,
+    /// Chat channels: the key of visitor identity HMACs.
+    pub identity_secret: Option<String>,
     /// Epoch ms.
     pub created_at: i64,
     /// Epoch ms.
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, workspace_id, inbox_id, kind, name, settings, created_at, updated_at";
+const COLUMNS: &str =
+    "id, workspace_id, inbox_id, kind, name, settings, identity_secret, created_at, updated_at";
 
 fn from_row(r: &AnyRow) -> Result<ChannelRow, sqlx::Error> {
     let settings: String = r.try_get("settings")?;
@@ -38,12 +41,13 @@ fn from_row(r: &AnyRow) -> Result<ChannelRow, sqlx::Error> {
         kind: r.try_get("kind")?,
         name: r.try_get("name")?,
         settings: serde_json::from_str(&settings).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        identity_secret: r.try_get("identity_secret")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
 }
 
-/// Create a channel.
+/// Create a channel (a chat channel gets a new identity secret).
 pub async fn insert<'c>(
     exec: impl Executor<'c, Database = Any>,
     workspace_id: &str,
@@ -52,6 +56,7 @@ pub async fn insert<'c>(
     name: &str,
     settings: &serde_json::Value,
 ) -> Result<ChannelRow, sqlx::Error> {
+    let identity_secret = (kind == "chat").then(new_identity_secret);
     let now = now_ms();
     let row = ChannelRow {
         id: new_id(),
@@ -60,12 +65,13 @@ pub async fn insert<'c>(
         kind: kind.to_owned(),
         name: name.to_owned(),
         settings: settings.clone(),
+        identity_secret,
         created_at: now,
         updated_at: now,
     };
     sqlx::query(
         "INSERT INTO channels (id, workspace_id, inbox_id, kind, name, settings, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         updated_at, identity_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&row.id)
     .bind(&row.workspace_id)
@@ -75,6 +81,7 @@ pub async fn insert<'c>(
     .bind(row.settings.to_string())
     .bind(now)
     .bind(now)
+    .bind(&row.identity_secret)
     .execute(exec)
     .await?;
     Ok(row)
@@ -166,4 +173,30 @@ pub async fn get_any<'c>(
     .as_ref()
     .map(from_row)
     .transpose()
+}
+
+/// A fresh identity secret: 32 random bytes, hex.
+pub fn new_identity_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+/// Replace a chat channel's identity secret.
+pub async fn set_identity_secret<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    id: &str,
+    secret: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE channels SET identity_secret = $1, updated_at = $2 \
+         WHERE workspace_id = $3 AND id = $4",
+    )
+    .bind(secret)
+    .bind(now_ms())
+    .bind(workspace_id)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(())
 }

@@ -265,6 +265,22 @@ impl Store for SqlStore {
             .map_err(err)
     }
 
+    async fn claim_attachments(
+        &self,
+        ids: &[String],
+        uploader: &Participant,
+        conversation_id: &str,
+    ) -> Result<Option<Vec<Attachment>>, StoreError> {
+        let kind = match uploader.kind {
+            ParticipantKind::Visitor => "visitor",
+            ParticipantKind::Agent => "agent",
+            _ => return Ok(None),
+        };
+        super::uploads::claim(self.db.pool(), ids, kind, &uploader.id, conversation_id)
+            .await
+            .map_err(err)
+    }
+
     async fn routing_snapshot(
         &self,
         inbox_id: &str,

@@ -133,3 +133,111 @@ pub async fn open_conversations<'c>(
     .map(|r| r.try_get("id"))
     .collect()
 }
+
+/// The contact of a workspace whose email a website vouched for (identity HMAC).
+pub async fn find_verified_contact<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    email: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query(
+        "SELECT id FROM contacts WHERE workspace_id = $1 AND email = $2 AND email_verified = 1 \
+         ORDER BY created_at, id LIMIT 1",
+    )
+    .bind(workspace_id)
+    .bind(email)
+    .fetch_optional(exec)
+    .await?
+    .map(|r| r.try_get("id"))
+    .transpose()
+}
+
+/// Create a contact with a vouched-for email.
+pub async fn create_verified_contact<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    workspace_id: &str,
+    email: &str,
+    name: Option<&str>,
+) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO contacts (id, workspace_id, name, email, phone, attributes, created_at, \
+         updated_at, email_verified) VALUES ($1, $2, $3, $4, NULL, '{}', $5, $5, 1)",
+    )
+    .bind(&id)
+    .bind(workspace_id)
+    .bind(name)
+    .bind(email)
+    .bind(now)
+    .execute(exec)
+    .await?;
+    Ok(id)
+}
+
+/// Set a contact's name (when given).
+pub async fn set_contact_name<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    contact_id: &str,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE contacts SET name = $1, updated_at = $2 WHERE id = $3")
+        .bind(name)
+        .bind(now_ms())
+        .bind(contact_id)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
+/// A visitor's own, unverified contact takes the email (and name) they typed (the
+/// offline form). A contact whose email was vouched for keeps it; false then.
+pub async fn set_unverified_email<'c>(
+    exec: impl Executor<'c, Database = Any>,
+    contact_id: &str,
+    email: &str,
+    name: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE contacts SET email = $1, name = COALESCE($2, name), updated_at = $3 \
+         WHERE id = $4 AND email_verified = 0",
+    )
+    .bind(email)
+    .bind(name)
+    .bind(now_ms())
+    .bind(contact_id)
+    .execute(exec)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// A new visitor (and token) for an existing contact on a channel.
+pub async fn create_for_contact(
+    conn: &mut AnyConnection,
+    workspace_id: &str,
+    channel_id: &str,
+    contact_id: &str,
+    token_hash: &str,
+    page_url: &str,
+    user_agent: &str,
+) -> Result<VisitorRow, sqlx::Error> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO visitors (id, workspace_id, channel_id, contact_id, token_hash, page_url, \
+         user_agent, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(new_id())
+    .bind(workspace_id)
+    .bind(channel_id)
+    .bind(contact_id)
+    .bind(token_hash)
+    .bind(page_url)
+    .bind(user_agent)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    find(&mut *conn, token_hash)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}

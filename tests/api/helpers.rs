@@ -510,6 +510,23 @@ impl Ws {
         }
     }
 
+    /// Connect with an `Origin` header (as a browser page of that origin would), or
+    /// return the HTTP status that refused the handshake.
+    pub async fn try_connect_from(url: &str, origin: &str) -> Result<Ws, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut req = url.into_client_request().expect("ws url");
+        req.headers_mut()
+            .insert("origin", origin.parse().expect("origin header"));
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((stream, _)) => Ok(Ws {
+                stream,
+                backlog: Default::default(),
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+            Err(e) => panic!("WebSocket connect failed: {e}"),
+        }
+    }
+
     /// Send a JSON frame.
     pub async fn send(&mut self, frame: Value) {
         self.send_text(frame.to_string()).await;

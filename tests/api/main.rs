@@ -17,3 +17,5 @@ mod isolation;
 mod multinode;
 mod routing;
 mod system;
+mod widget;
+mod widget_browser;

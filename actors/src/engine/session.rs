@@ -25,7 +25,7 @@ use super::hub::GetConversation;
 use super::{Engine, EngineError, online_key, presence_key, viewers_key, workspace_topic};
 use crate::backplane::Payload;
 use crate::protocol::{
-    Channel, ClientFrame, ConversationEvent, ErrorCode, Participant, ParticipantKind,
+    Attachment, Channel, ClientFrame, ConversationEvent, ErrorCode, Participant, ParticipantKind,
     PresenceState, PresenceStatus, SendKind, ServerFrame, parse_client_frame,
 };
 use crate::store::{Appended, ConversationRecord, NewConversation, NewMessage};
@@ -38,6 +38,8 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_TIMEOUT: u16 = 4000;
 /// Longest `client_id`, in characters.
 pub const MAX_CLIENT_ID: usize = 100;
+/// Most attachments on one message.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 /// Closes a socket at once, ahead of anything still queued (the socket layer watches it).
 pub type CloseSignal = std::sync::Arc<tokio::sync::watch::Sender<Option<(u16, String)>>>;
@@ -315,7 +317,8 @@ impl Session {
                 conversation_id,
                 body,
                 kind,
-            } => self.on_send(client_id, conversation_id, body, kind, ctx),
+                attachments,
+            } => self.on_send(client_id, conversation_id, body, kind, attachments, ctx),
             ClientFrame::Typing {
                 conversation_id,
                 on,
@@ -342,9 +345,18 @@ impl Session {
         conversation_id: Option<String>,
         body: String,
         kind: Option<SendKind>,
+        attachments: Vec<String>,
         ctx: &mut Context<Self>,
     ) {
         let r#ref = Some(client_id.clone());
+        if attachments.len() > MAX_ATTACHMENTS {
+            return self.error(
+                ErrorCode::InvalidFrame,
+                format!("at most {MAX_ATTACHMENTS} attachments per message"),
+                r#ref,
+                ctx,
+            );
+        }
         if client_id.trim().is_empty() || client_id.chars().count() > MAX_CLIENT_ID {
             return self.error(
                 ErrorCode::InvalidFrame,
@@ -353,7 +365,7 @@ impl Session {
                 ctx,
             );
         }
-        if body.trim().is_empty() {
+        if body.trim().is_empty() && attachments.is_empty() {
             return self.error(
                 ErrorCode::InvalidFrame,
                 "body must not be empty",
@@ -396,7 +408,17 @@ impl Session {
             kind: kind.message_kind(),
             sender: self.participant(),
             body,
-            attachments: Vec::new(),
+            // Ids only until `post` resolves them (a resolved attachment has its url).
+            attachments: attachments
+                .into_iter()
+                .map(|id| Attachment {
+                    id,
+                    name: String::new(),
+                    content_type: String::new(),
+                    size: 0,
+                    url: String::new(),
+                })
+                .collect(),
             channel: Channel::Chat,
             client_id: Some(client_id.clone()),
         };
@@ -472,6 +494,32 @@ impl Session {
     }
 
     fn post(&mut self, conversation_id: String, mut message: NewMessage, ctx: &mut Context<Self>) {
+        if message.attachments.iter().any(|a| a.url.is_empty()) {
+            // Bind the sender's uploads to the conversation first (idempotent for a
+            // retry), then post with their full descriptions.
+            let store = self.engine.store.clone();
+            let who = message.sender.clone();
+            let ids: Vec<String> = message.attachments.iter().map(|a| a.id.clone()).collect();
+            let conv = conversation_id.clone();
+            let r#ref = message.client_id.clone();
+            async move { store.claim_attachments(&ids, &who, &conv).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(Some(list)) => {
+                        message.attachments = list;
+                        act.post(conversation_id, message, ctx);
+                    }
+                    Ok(None) => act.error(
+                        ErrorCode::InvalidFrame,
+                        "attachments: unknown, not uploaded by you, or sent in another conversation",
+                        r#ref,
+                        ctx,
+                    ),
+                    Err(e) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
+                })
+                .wait(ctx);
+            return;
+        }
         let r#ref = message.client_id.clone();
         let origin = Some(self.id);
         self.with_conversation(

@@ -203,6 +203,21 @@ pub trait Store: Send + Sync + 'static {
     /// it).
     async fn round_robin_inboxes(&self) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// Bind uploads (`ids`, all made by `uploader`) to a conversation of the uploader's
+    /// (a visitor's own; an agent's workspace) and describe them, in `ids` order.
+    /// Idempotent: uploads already bound to this conversation pass again. `None` when
+    /// any is unknown, someone else's, or bound to another conversation. Stores without
+    /// uploads refuse every id.
+    async fn claim_attachments(
+        &self,
+        ids: &[String],
+        uploader: &Participant,
+        conversation_id: &str,
+    ) -> Result<Option<Vec<Attachment>>, StoreError> {
+        let _ = (ids, uploader, conversation_id);
+        Ok(None)
+    }
+
     /// Messages of a conversation with `seq > after_seq`, in order, at most `limit`.
     async fn messages_after(
         &self,
