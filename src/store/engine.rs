@@ -51,7 +51,7 @@ fn err(e: sqlx::Error) -> StoreError {
     StoreError(e.to_string())
 }
 
-const CONVERSATION_COLUMNS: &str = "c.id AS id, c.workspace_id AS workspace_id, \
+pub(crate) const CONVERSATION_COLUMNS: &str = "c.id AS id, c.workspace_id AS workspace_id, \
     c.inbox_id AS inbox_id, c.channel_id AS channel_id, ch.kind AS channel, \
     c.contact_id AS contact_id, c.status AS status, c.assignee_id AS assignee_id, \
     c.created_at AS created_at, c.last_message_at AS last_message_at, c.last_seq AS last_seq, \
@@ -59,7 +59,7 @@ const CONVERSATION_COLUMNS: &str = "c.id AS id, c.workspace_id AS workspace_id, 
     au.meeting_link AS assignee_meeting_link";
 
 /// The joins [`CONVERSATION_COLUMNS`] needs after `FROM conversations c`.
-const CONVERSATION_JOINS: &str =
+pub(crate) const CONVERSATION_JOINS: &str =
     "JOIN channels ch ON ch.id = c.channel_id LEFT JOIN users au ON au.id = c.assignee_id";
 
 /// Decode a row of [`CONVERSATION_COLUMNS`].

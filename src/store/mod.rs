@@ -12,6 +12,7 @@ pub mod append;
 pub mod audit;
 pub mod channels;
 pub mod chatflows;
+pub mod console;
 pub mod engine;
 pub mod inboxes;
 pub mod sessions;

@@ -10,6 +10,8 @@ mod admin;
 mod auth;
 mod bad_input;
 mod browser;
+mod console;
+mod console_browser;
 mod engine;
 mod errors;
 mod group_commit;

@@ -527,6 +527,31 @@ impl ConversationActor {
         .wait(ctx);
     }
 
+    /// Tell the agents a new comment @mentions (on the workspace topic, every node).
+    fn publish_mentions(&self, message: &MessageObject) {
+        if message.kind != crate::protocol::MessageKind::Comment {
+            return;
+        }
+        let user_ids = crate::protocol::mentioned_user_ids(&message.body);
+        let Some(record) = &self.record else { return };
+        if user_ids.is_empty() {
+            return;
+        }
+        let event = super::events::WsEvent::Mention {
+            inbox_id: record.inbox_id.clone(),
+            user_ids,
+            message: message.clone(),
+        };
+        let payload: Payload = serde_json::to_string(&event).unwrap_or_default().into();
+        let backplane = self.backplane.clone();
+        let topic = super::workspace_topic(&record.workspace_id);
+        actix::spawn(async move {
+            if let Err(e) = backplane.publish(&topic, payload).await {
+                tracing::warn!(%topic, error = %e, "Could not announce a mention");
+            }
+        });
+    }
+
     fn publish(&self, event: &ConvEvent) {
         let payload: Payload = serde_json::to_string(event).unwrap_or_default().into();
         let backplane = self.backplane.clone();
@@ -764,6 +789,7 @@ impl Handler<Post> for ConversationActor {
             .map(move |result, act, ctx| {
                 if let Ok(Appended::New(m)) = &result {
                     act.publish(&ConvEvent::Message { message: m.clone() });
+                    act.publish_mentions(m);
                     act.on_message(m.clone(), origin, ctx);
                 }
                 if let Ok(Appended::NoConversation) = &result {
