@@ -83,3 +83,21 @@ export async function all(path, max = 1000) {
   } while (cursor && items.length < max);
   return items;
 }
+
+/** Upload a file for a message (`POST /uploads`); resolves to the attachment object. */
+export async function upload(file) {
+  const c = csrf();
+  const headers = { 'content-type': file.type || 'application/octet-stream' };
+  if (c) headers[c.header] = c.token;
+  let res;
+  try {
+    res = await fetch('/api/v1/uploads?name=' + encodeURIComponent(file.name || 'file'), {
+      method: 'POST', headers, credentials: 'same-origin', body: file,
+    });
+  } catch {
+    throw new ApiError(0, { detail: 'The server cannot be reached.' });
+  }
+  const data = await res.json().catch(() => null);
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}

@@ -564,7 +564,7 @@ function renderRow(c) {
   const preview = lm
     ? [lm.kind === 'comment' ? h('span.note-tag', 'Note') : null,
       lm.sender && lm.sender.type === 'agent' ? (lm.sender.name || 'Agent') + ': ' : '',
-      plainText(lm.body, S.users)]
+      lm.body ? plainText(lm.body, S.users) : h('em', 'Attachment')]
     : [h('em.muted', 'No messages yet')];
   const active = S.conv && S.conv.id === c.id;
   const mention = S.mentions.has(c.id);
@@ -625,7 +625,7 @@ function onMessage(m) {
       ...item,
       last_seq: Math.max(item.last_seq || 0, m.seq),
       last_message_at: m.created_at,
-      last_message: { kind: m.kind, sender: m.sender, body: m.body.slice(0, 140) },
+      last_message: { kind: m.kind, sender: m.sender, body: m.body ? m.body.slice(0, 140) : 'Attachment: ' + (m.attachments || []).map((a) => a.name).join(', ') },
       unread: open && document.hasFocus() ? false : item.unread || m.sender.id !== S.me.id,
     }, true);
   }
@@ -883,9 +883,28 @@ function renderMessage(m, pending) {
     cls === 'visitor' || cls === 'bot' ? avatar(name, null, 28) : null,
     h('div.bubble-wrap',
       h('div.meta', ...label, h('time', { title: m.created_at ? new Date(m.created_at).toLocaleString() : '' }, m.created_at ? clock(m.created_at) : '')),
-      h('div.bubble', ...richText(m.body, S.users)),
+      m.body ? h('div.bubble', ...richText(m.body, S.users)) : null,
+      (m.attachments || []).length ? h('div.attachments', ...m.attachments.map(renderAttachment)) : null,
       pending ? h('div.status', pending.failed ? [pending.failed + ' ', h('button.link', { onclick: () => retrySend(pending.clientId) }, 'Retry')] : 'Sending…') : null),
     cls === 'agent' || cls === 'note' ? avatar(name, u && u.avatar_url, 28) : null);
+}
+
+function fileSize(n) {
+  return n < 1024 ? n + ' B' : n < 1048576 ? Math.round(n / 1024) + ' KB' : (n / 1048576).toFixed(1) + ' MB';
+}
+
+function renderAttachment(a) {
+  const isImage = /^image\/(png|jpeg|gif|webp)$/.test(a.content_type || '');
+  const link = h('a.attachment', { href: a.url, target: '_blank', rel: 'noopener noreferrer', title: a.name });
+  if (isImage) {
+    const img = h('img', { alt: a.name, loading: 'lazy' });
+    img.src = safeUrl(a.url) || '';
+    link.classList.add('image');
+    link.append(img);
+  } else {
+    link.append(icon('clip', 14), h('span', a.name), h('small.muted', fileSize(a.size || 0)));
+  }
+  return link;
 }
 
 function renderThread() {
@@ -905,7 +924,7 @@ function renderThread() {
     nodes.push(renderMessage(m));
   }
   for (const p of C.pending.values()) {
-    nodes.push(renderMessage({ seq: 0, kind: p.kind === 'comment' ? 'comment' : 'message', sender: { type: 'agent', id: S.me.id, name: S.me.name }, body: p.body, created_at: null }, p));
+    nodes.push(renderMessage({ seq: 0, kind: p.kind === 'comment' ? 'comment' : 'message', sender: { type: 'agent', id: S.me.id, name: S.me.name }, body: p.body, attachments: p.attachments || [], created_at: null }, p));
   }
   if (!msgs.length && !C.pending.size) nodes.push(h('div.state.empty', h('p.muted', 'No messages yet.')));
   replace(t, ...nodes);
@@ -921,7 +940,7 @@ function onAck(f) {
   C.pending.delete(f.client_id);
   addMessage({
     id: f.id, conversation_id: f.conversation_id, seq: f.seq, kind: p.kind === 'comment' ? 'comment' : 'message',
-    sender: { type: 'agent', id: S.me.id, name: S.me.name }, body: p.body, attachments: [], created_at: new Date().toISOString(),
+    sender: { type: 'agent', id: S.me.id, name: S.me.name }, body: p.body, attachments: p.attachments || [], created_at: new Date().toISOString(),
   });
   markRead(C.id);
 }
@@ -942,13 +961,13 @@ function retrySend(clientId) {
   const p = C && C.pending.get(clientId);
   if (!p) return;
   C.pending.delete(clientId);
-  sendMessage(p.body, p.kind);
+  sendMessage(p.body, p.kind, p.attachments);
 }
 
-function sendMessage(body, kind) {
+function sendMessage(body, kind, attachments = []) {
   const C = S.conv;
-  const clientId = S.socket.send(C.id, body, kind);
-  C.pending.set(clientId, { clientId, body, kind });
+  const clientId = S.socket.send(C.id, body, kind, attachments.map((a) => a.id));
+  C.pending.set(clientId, { clientId, body, kind, attachments });
   C.stick = true;
   renderThread();
 }
@@ -1038,11 +1057,15 @@ function buildComposer() {
 
   function submit() {
     let body = ta.value;
-    if (!body.trim()) return;
+    if (C.attachments.some((a) => a.uploading)) return;
+    const ready = C.attachments.filter((a) => a.id && !a.error);
+    if (!body.trim() && !ready.length) return;
     if (C.mode === 'comment') {
       for (const [label, id] of C.mentioned) body = body.split(label).join(`<@${id}>`);
     }
-    sendMessage(body, C.mode === 'comment' ? 'comment' : 'reply');
+    sendMessage(body.trim() ? body : '', C.mode === 'comment' ? 'comment' : 'reply', ready);
+    C.attachments = [];
+    renderChips();
     ta.value = '';
     C.mentioned.clear();
     pop.hidden = true;
@@ -1100,16 +1123,43 @@ function buildComposer() {
   });
   ta.addEventListener('blur', () => setTimeout(() => { pop.hidden = true; }, 150));
 
+  C.attachments = []; // uploaded, not sent yet
+  const chips = h('div.chips', { id: 'attachment-chips' });
+  const renderChips = () => replace(chips, ...C.attachments.map((a) => h('span.pill', { dataset: { attachmentId: a.id || '' } },
+    a.uploading ? h('span.spinner.tiny') : icon('clip', 12), a.name, a.error ? h('span.error', ' ' + a.error) : null,
+    h('button', { type: 'button', title: 'Remove', onclick: () => { C.attachments = C.attachments.filter((x) => x !== a); renderChips(); } }, '×'))));
+  async function addFiles(files) {
+    for (const file of files) {
+      const entry = { name: file.name || 'pasted file', uploading: true };
+      C.attachments.push(entry);
+      renderChips();
+      try {
+        Object.assign(entry, await API.upload(file), { uploading: false });
+      } catch (e) {
+        entry.uploading = false;
+        entry.error = e.status === 413 ? 'too large (10 MB max)' : e.message;
+      }
+      renderChips();
+    }
+  }
+  C.addFiles = addFiles;
+  const fileInput = h('input', { type: 'file', multiple: true, hidden: true, id: 'attach-input' });
+  fileInput.addEventListener('change', () => { addFiles([...fileInput.files]); fileInput.value = ''; });
   const attach = h('button.tool', {
-    type: 'button', disabled: true, id: 'attach-button',
-    title: 'Attachments are not built yet (they need the uploads API)',
+    type: 'button', id: 'attach-button', title: 'Attach files (images, PDF, text, zip, office; 10 MB max)',
+    onclick: () => fileInput.click(),
   }, icon('clip', 18));
+  ta.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData ? e.clipboardData.files : [])];
+    if (files.length) { e.preventDefault(); addFiles(files); }
+  });
   const linkBtn = h('button.tool', { type: 'button', title: 'Insert a link', id: 'link-button', onclick: () => { linkForm.hidden = !linkForm.hidden; if (!linkForm.hidden) linkForm.querySelector('input').focus(); } }, icon('link', 18));
   append(box,
     h('div.tabs', tabs.reply, tabs.comment),
     h('div.compose-area', pop, ta),
+    chips,
     linkForm,
-    h('div.toolbar', linkBtn, attach, h('span.hint.muted', 'Enter to send · Shift+Enter new line'), h('div.grow'), send));
+    h('div.toolbar', linkBtn, attach, fileInput, h('span.hint.muted', 'Enter to send · Shift+Enter new line'), h('div.grow'), send));
   return box;
 }
 

@@ -102,9 +102,10 @@ export class AgentSocket {
   }
 
   /** Send a message; delivered (again) after reconnects until acknowledged. */
-  send(conversationId, body, kind) {
-    const clientId = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2)) ;
+  send(conversationId, body, kind, attachments) {
+    const clientId = crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2);
     const frame = { type: 'send', client_id: clientId, conversation_id: conversationId, body, kind };
+    if (attachments && attachments.length) frame.attachments = attachments;
     this.pending.set(clientId, frame);
     if (!this.followed.has(conversationId)) this.followed.set(conversationId, 0);
     this.raw(frame);
