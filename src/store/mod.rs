@@ -8,6 +8,7 @@
 //! filters on it: the store is where workspace isolation is enforced.
 
 pub mod api_tokens;
+pub mod append;
 pub mod audit;
 pub mod channels;
 pub mod chatflows;

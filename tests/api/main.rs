@@ -14,6 +14,7 @@ mod console;
 mod console_browser;
 mod engine;
 mod errors;
+mod group_commit;
 mod isolation;
 mod multinode;
 mod routing;
