@@ -97,9 +97,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         // Stop first, log after: logging must not be able to prevent the shutdown.
         handle.stop().await;
     });
+    let shown = if host == "0.0.0.0" || host == "::" {
+        "127.0.0.1".to_owned()
+    } else {
+        host.clone()
+    };
     eprintln!(
-        "parley: listening on http://{host}:{} (Ctrl-C to stop)",
-        app.port()
+        "parley: listening on http://{host}:{port} (Ctrl-C to stop)\n\
+         parley: agent console: http://{shown}:{port}/ (a fresh install offers its setup there)",
+        port = app.port()
     );
     app.run_until_stopped().await?;
     Ok(())

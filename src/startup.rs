@@ -117,6 +117,11 @@ impl Application {
                 heartbeat: Duration::from_secs(e.heartbeat_secs),
                 visitor_messages_per_sec: e.visitor_messages_per_sec,
                 max_batch: 512,
+                writer_lanes: match (e.writer_lanes, db.kind()) {
+                    (0, crate::config::DatabaseKind::Sqlite) => 1,
+                    (0, crate::config::DatabaseKind::Postgres) => 4,
+                    (n, _) => n,
+                },
                 fault_injection: e.fault_injection,
             },
         );

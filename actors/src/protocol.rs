@@ -223,11 +223,45 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         estimate_seconds: Option<u64>,
     },
+    /// The agent was @mentioned in a comment (agents only; see [`mentioned_user_ids`]).
+    Mention {
+        /// The conversation of the comment.
+        conversation_id: String,
+        /// The comment.
+        message: MessageObject,
+    },
+}
+
+/// The user ids a comment mentions: every `<@USER_ID>` in its body, each once, in order
+/// (at most 20). The console inserts this markup when an agent picks a teammate after
+/// typing `@`, and renders it as `@Name`.
+pub fn mentioned_user_ids(body: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("<@") {
+        rest = &rest[start + 2..];
+        let Some(end) = rest.find('>') else { break };
+        let id = &rest[..end];
+        if !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && !out.iter().any(|o| o == id)
+        {
+            out.push(id.to_owned());
+            if out.len() == 20 {
+                break;
+            }
+        }
+        rest = &rest[end..];
+    }
+    out
 }
 
 impl ServerFrame {
     /// Every server frame `type`, in declaration order.
-    pub const TYPES: [&'static str; 8] = [
+    pub const TYPES: [&'static str; 9] = [
         "ack",
         "message",
         "typing",
@@ -236,6 +270,7 @@ impl ServerFrame {
         "presence",
         "error",
         "queue",
+        "mention",
     ];
 
     /// This frame's `type` as it appears on the wire.
@@ -249,6 +284,7 @@ impl ServerFrame {
             Self::Presence { .. } => "presence",
             Self::Error { .. } => "error",
             Self::Queue { .. } => "queue",
+            Self::Mention { .. } => "mention",
         }
     }
 
@@ -282,7 +318,7 @@ impl ServerFrame {
     pub fn visible_to_visitor(&self) -> bool {
         match self {
             Self::Message { message, .. } => message.visible_to_visitor(),
-            Self::Viewers { .. } | Self::Presence { .. } => false,
+            Self::Viewers { .. } | Self::Presence { .. } | Self::Mention { .. } => false,
             Self::Ack { .. }
             | Self::Typing { .. }
             | Self::Conversation { .. }
@@ -1101,6 +1137,10 @@ mod tests {
                 position: 2,
                 estimate_seconds: Some(90),
             },
+            ServerFrame::Mention {
+                conversation_id: "c".into(),
+                message: sample_message(),
+            },
         ];
         let names: Vec<_> = frames.iter().map(ServerFrame::type_name).collect();
         assert_eq!(names, ServerFrame::TYPES);
@@ -1198,6 +1238,18 @@ mod tests {
         ] {
             assert!(names.contains(&required), "missing {required}");
         }
+    }
+
+    #[test]
+    fn mentions_are_read_from_the_markup_once_each() {
+        assert_eq!(
+            mentioned_user_ids("hi <@u-1> and <@u_2>, again <@u-1>"),
+            vec!["u-1".to_owned(), "u_2".to_owned()]
+        );
+        assert!(mentioned_user_ids("a <@> b <@x y> c <@unclosed").is_empty());
+        assert!(mentioned_user_ids("<img src=x onerror=alert(1)> @Ana").is_empty());
+        let many: String = (0..30).map(|i| format!("<@u{i}>")).collect();
+        assert_eq!(mentioned_user_ids(&many).len(), 20);
     }
 
     #[test]

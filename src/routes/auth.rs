@@ -83,6 +83,17 @@ pub async fn login(
         return Err(invalid());
     }
 
+    start_session(&req, &state, user, &ip).await
+}
+
+/// Open a console session for `user`: the answer carries the token, the CSRF token and
+/// the `parley_session` cookie (login, and first-run setup).
+pub(crate) async fn start_session(
+    req: &HttpRequest,
+    state: &AppState,
+    user: users::UserRow,
+    ip: &str,
+) -> ApiResult<HttpResponse> {
     let token = auth::new_token(auth::SESSION_PREFIX);
     let csrf_token = auth::new_csrf_token();
     let ttl_ms = i64::try_from(
@@ -110,7 +121,7 @@ pub async fn login(
             token_hash: &auth::token_hash(&token),
             csrf_token: &csrf_token,
             user_agent: &user_agent,
-            ip: &ip,
+            ip,
             expires_at,
         },
     )

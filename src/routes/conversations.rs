@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ListResponse;
+use super::console::ListItem;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::startup::AppState;
@@ -37,7 +38,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// The conversation if this user may see it; 404 otherwise.
-async fn visible(state: &AppState, p: &Principal, id: &str) -> ApiResult<ConversationRecord> {
+pub(crate) async fn visible(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+) -> ApiResult<ConversationRecord> {
     let record = sql::get_conversation(state.db.pool(), id)
         .await?
         .filter(|c| c.workspace_id == p.workspace_id())
@@ -68,13 +73,21 @@ pub struct ConversationQuery {
     pub inbox_id: Option<String>,
     /// Only this channel kind (`chat`, `email`, `form`, `messenger`).
     pub channel: Option<String>,
+    /// Only this channel (by id).
+    pub channel_id: Option<String>,
+    /// Search: contact name or email, or message text (comments included), case
+    /// insensitive, at most 200 characters.
+    pub q: Option<String>,
     /// Opaque cursor from `next_cursor`.
     pub cursor: Option<String>,
     /// Page size, 1–200 (default 50).
     pub limit: Option<i64>,
 }
 
-/// List conversations visible to the caller, newest first.
+/// List conversations visible to the caller, newest first. Each item is a conversation
+/// object plus `last_seq`, `contact {id, name, email}`, `last_message {kind, sender,
+/// body}` (the first 140 characters, or `null`), `read_seq` and `unread` (the caller's
+/// read mark, see `POST /conversations/{id}/read`).
 #[utoipa::path(tag = "conversations", params(ConversationQuery), responses(
     (status = 200, body = ListResponse<Object>),
     (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
@@ -84,7 +97,7 @@ pub async fn list_conversations(
     state: web::Data<AppState>,
     principal: Principal,
     query: web::Query<ConversationQuery>,
-) -> ApiResult<web::Json<ListResponse<ConversationObject>>> {
+) -> ApiResult<web::Json<ListResponse<ListItem>>> {
     let q = query.into_inner();
     let limit = q.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -122,25 +135,35 @@ pub async fn list_conversations(
     } else {
         principal.user.id.as_str()
     };
-    let records = sql::list_conversations(
+    let q_text = q.q.as_deref().unwrap_or_default().trim();
+    if q_text.chars().count() > 200 {
+        return Err(ApiError::Validation("q: at most 200 characters".into()));
+    }
+    let rows = crate::store::console::list(
         state.db.pool(),
-        &sql::ConversationFilter {
+        &crate::store::console::ListFilter {
             workspace_id: principal.workspace_id(),
+            user_id: &principal.user.id,
             before_id: &before,
             status: q.status.as_deref().unwrap_or_default(),
             inbox_id: q.inbox_id.as_deref().unwrap_or_default(),
             channel: q.channel.as_deref().unwrap_or_default(),
+            channel_id: q.channel_id.as_deref().unwrap_or_default(),
             assignee: &assignee,
             member_of: member,
+            q: q_text,
+            contact_id: "",
+            id: "",
         },
         limit + 1,
     )
     .await?;
-    let page = crate::store::Page::from_rows(records, limit, |c| &c.id);
-    Ok(web::Json(ListResponse::from_page(page, |c| c.to_object())))
+    let page = crate::store::Page::from_rows(rows, limit, |c| &c.record.id);
+    Ok(web::Json(ListResponse::from_page(page, ListItem::from)))
 }
 
-/// Read one conversation.
+/// Read one conversation: the conversation object plus the list item's fields
+/// (`last_seq`, `contact`, `last_message`, `read_seq`, `unread`).
 #[utoipa::path(tag = "conversations", params(("id" = String, Path, description = "Conversation id")), responses(
     (status = 200, body = Object),
     (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
@@ -150,10 +173,22 @@ pub async fn get_conversation(
     state: web::Data<AppState>,
     principal: Principal,
     id: web::Path<String>,
-) -> ApiResult<web::Json<ConversationObject>> {
-    Ok(web::Json(
-        visible(&state, &principal, &id).await?.to_object(),
-    ))
+) -> ApiResult<web::Json<ListItem>> {
+    let record = visible(&state, &principal, &id).await?;
+    let row = crate::store::console::list(
+        state.db.pool(),
+        &crate::store::console::ListFilter {
+            workspace_id: principal.workspace_id(),
+            user_id: &principal.user.id,
+            id: &record.id,
+            ..Default::default()
+        },
+        1,
+    )
+    .await?
+    .pop()
+    .ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(web::Json(ListItem::from(row)))
 }
 
 /// Paging through messages by `seq`.
@@ -213,6 +248,10 @@ pub struct PostMessage {
     pub kind: Option<SendKind>,
     /// Idempotency key: a retry with the same `client_id` returns the first message.
     pub client_id: String,
+    /// Ids of files the caller uploaded (`POST /api/v1/uploads`), at most 10; with
+    /// attachments, `body` may be empty.
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 /// A stored message.
@@ -243,8 +282,13 @@ pub async fn post_message(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let max = state.engine.config.max_body_chars;
-    if b.body.trim().is_empty() {
+    if b.body.trim().is_empty() && b.attachments.is_empty() {
         return Err(ApiError::Validation("body: must not be empty".into()));
+    }
+    if b.attachments.len() > 10 {
+        return Err(ApiError::Validation(
+            "attachments: at most 10 per message".into(),
+        ));
     }
     if b.body.chars().count() > max {
         return Err(ApiError::Validation(format!(
@@ -257,6 +301,23 @@ pub async fn post_message(
         ));
     }
     let record = visible(&state, &principal, &id).await?;
+    let attachments = if b.attachments.is_empty() {
+        Vec::new()
+    } else {
+        crate::store::uploads::claim(
+            state.db.pool(),
+            &b.attachments,
+            "agent",
+            &principal.user.id,
+            &record.id,
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::Validation(
+                "attachments: unknown, not uploaded by you, or sent in another conversation".into(),
+            )
+        })?
+    };
     let addr = state
         .engine
         .hub
@@ -275,7 +336,7 @@ pub async fn post_message(
             name: principal.user.name.clone(),
         },
         body: b.body,
-        attachments: Vec::new(),
+        attachments,
         channel: Channel::Chat,
         client_id: Some(b.client_id),
     };

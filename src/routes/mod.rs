@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod chatflows;
+pub mod console;
 pub mod conversations;
 pub mod health;
 pub mod inboxes;
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(chatflows::configure)
                 .configure(api_tokens::configure)
                 .configure(audit::configure)
+                .configure(console::configure)
                 .configure(conversations::configure)
                 .configure(widget::configure)
                 .configure(uploads::configure),

@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt as _;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::widget::{bearer_visitor, chat_channel, check_origin};
+use super::widget::{bearer_visitor, chat_channel, check_origin, rate_limit};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::startup::AppState;
@@ -230,6 +230,7 @@ async fn store_upload(
     (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
     (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
     (status = 413, body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 429, body = crate::error::Problem, content_type = "application/problem+json"),
 ))]
 #[post("/widget/{channel_id}/uploads")]
 pub async fn visitor_upload(
@@ -241,6 +242,7 @@ pub async fn visitor_upload(
 ) -> ApiResult<HttpResponse> {
     let (channel, settings) = chat_channel(&state, &channel_id).await?;
     check_origin(&req, &settings)?;
+    rate_limit(&req, &state)?;
     let v = bearer_visitor(&req, &state, &channel.id).await?;
     store_upload(
         &state,

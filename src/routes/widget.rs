@@ -164,7 +164,8 @@ pub async fn preflight(
         .finish())
 }
 
-fn rate_limit(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
+/// The per-IP limit shared with socket connects (`engine.connects_per_ip_per_minute`).
+pub fn rate_limit(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
     let ip = auth::client_ip(req, state.settings.server.trust_proxy_headers);
     state
         .ws_connect_limiter

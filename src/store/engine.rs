@@ -6,8 +6,6 @@
 //! `last_seq` and insert. The increment and the insert commit together or not at all,
 //! so `seq` is gap-free per conversation whichever node writes.
 
-use std::collections::HashSet;
-
 use parley_actors::protocol::{
     AgentProfile, Attachment, ConversationStatus, MessageObject, Participant, ParticipantKind,
 };
@@ -53,7 +51,7 @@ fn err(e: sqlx::Error) -> StoreError {
     StoreError(e.to_string())
 }
 
-const CONVERSATION_COLUMNS: &str = "c.id AS id, c.workspace_id AS workspace_id, \
+pub(crate) const CONVERSATION_COLUMNS: &str = "c.id AS id, c.workspace_id AS workspace_id, \
     c.inbox_id AS inbox_id, c.channel_id AS channel_id, ch.kind AS channel, \
     c.contact_id AS contact_id, c.status AS status, c.assignee_id AS assignee_id, \
     c.created_at AS created_at, c.last_message_at AS last_message_at, c.last_seq AS last_seq, \
@@ -61,7 +59,7 @@ const CONVERSATION_COLUMNS: &str = "c.id AS id, c.workspace_id AS workspace_id, 
     au.meeting_link AS assignee_meeting_link";
 
 /// The joins [`CONVERSATION_COLUMNS`] needs after `FROM conversations c`.
-const CONVERSATION_JOINS: &str =
+pub(crate) const CONVERSATION_JOINS: &str =
     "JOIN channels ch ON ch.id = c.channel_id LEFT JOIN users au ON au.id = c.assignee_id";
 
 /// Decode a row of [`CONVERSATION_COLUMNS`].
@@ -251,96 +249,9 @@ impl Store for SqlStore {
     }
 
     async fn append(&self, batch: Vec<NewMessage>) -> Result<Vec<Appended>, StoreError> {
-        let mut tx = self.db.pool().begin().await.map_err(err)?;
-        let mut locked: HashSet<String> = HashSet::new();
-        let mut missing: HashSet<String> = HashSet::new();
-        let mut out = Vec::with_capacity(batch.len());
-        for m in batch {
-            if missing.contains(&m.conversation_id) {
-                out.push(Appended::NoConversation);
-                continue;
-            }
-            if !locked.contains(&m.conversation_id) {
-                let n = sqlx::query(
-                    "UPDATE conversations SET updated_at = updated_at \
-                     WHERE id = $1 AND workspace_id = $2",
-                )
-                .bind(&m.conversation_id)
-                .bind(&m.workspace_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?
-                .rows_affected();
-                if n == 0 {
-                    missing.insert(m.conversation_id.clone());
-                    out.push(Appended::NoConversation);
-                    continue;
-                }
-                locked.insert(m.conversation_id.clone());
-            }
-            if let Some(client_id) = &m.client_id {
-                let prev = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages \
-                     WHERE conversation_id = $1 AND client_id = $2"
-                )))
-                .bind(&m.conversation_id)
-                .bind(client_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
-                if let Some(row) = prev {
-                    out.push(Appended::Duplicate(message_from_row(&row).map_err(err)?));
-                    continue;
-                }
-            }
-            let now = now_ms();
-            let seq: i64 = sqlx::query(
-                "UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $1, \
-                 updated_at = $1 WHERE id = $2 RETURNING last_seq",
-            )
-            .bind(now)
-            .bind(&m.conversation_id)
-            .fetch_one(&mut *tx)
+        super::append::append_batch(&self.db, batch)
             .await
-            .map_err(err)?
-            .try_get("last_seq")
-            .map_err(err)?;
-            let id = new_id();
-            sqlx::query(
-                "INSERT INTO messages (id, workspace_id, conversation_id, seq, kind, sender_type, \
-                 sender_id, sender_name, body, attachments, channel, client_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(&id)
-            .bind(&m.workspace_id)
-            .bind(&m.conversation_id)
-            .bind(seq)
-            .bind(enum_str(&m.kind))
-            .bind(enum_str(&m.sender.kind))
-            .bind(&m.sender.id)
-            .bind(&m.sender.name)
-            .bind(&m.body)
-            .bind(serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()))
-            .bind(enum_str(&m.channel))
-            .bind(&m.client_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-            out.push(Appended::New(MessageObject {
-                id,
-                conversation_id: m.conversation_id,
-                seq: u64::try_from(seq).unwrap_or(0),
-                kind: m.kind,
-                sender: m.sender,
-                body: m.body,
-                attachments: m.attachments,
-                channel: m.channel,
-                created_at: to_time(now),
-            }));
-        }
-        tx.commit().await.map_err(err)?;
-        Ok(out)
+            .map_err(err)
     }
 
     async fn messages_after(
@@ -667,7 +578,12 @@ pub async fn set_status<'c>(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     //! The SQL store against the in-memory reference: for any sequence of batches, both
-    //! assign the same gap-free `seq`s and treat the same `client_id`s as duplicates.
+    //! assign the same gap-free `seq`s and treat the same `client_id`s as duplicates;
+    //! concurrent writers (two pools on one database, as two nodes) keep `seq` gap-free
+    //! and never store a `client_id` twice; a batch that fails halfway leaves nothing.
+    //! Each runs on SQLite, and on PostgreSQL too when `PARLEY_TEST_POSTGRES_URL` is set.
+
+    use std::sync::Arc;
 
     use parley_actors::protocol::{Channel, MessageKind};
     use parley_actors::store::memory::MemoryStore;
@@ -677,10 +593,11 @@ mod tests {
     use crate::config::Settings;
     use crate::store::{channels, inboxes, visitors, workspaces};
 
-    /// One append: which conversation (0..3) and which client id (None = no key).
+    /// One append: which conversation (0..3 exist, 3 does not, 4 is another
+    /// workspace's) and which client id (None = no key).
     type Op = (usize, Option<u8>);
 
-    fn new_message(ws: &str, conv: &str, client: Option<u8>) -> NewMessage {
+    fn new_message(ws: &str, conv: &str, client: Option<u8>, body: &str) -> NewMessage {
         NewMessage {
             workspace_id: ws.to_owned(),
             conversation_id: conv.to_owned(),
@@ -690,51 +607,124 @@ mod tests {
                 id: "v".into(),
                 name: "Visitor".into(),
             },
-            body: format!("{client:?}"),
+            body: body.to_owned(),
             attachments: Vec::new(),
             channel: Channel::Chat,
             client_id: client.map(|c| format!("c{c}")),
         }
     }
 
-    /// (seq, duplicate?) per op, and the stored seqs per conversation.
-    type Run = (Vec<(u64, bool)>, Vec<Vec<u64>>);
+    /// Per op: `None` (no conversation) or (seq, duplicate?); and the stored seqs of
+    /// the three conversations.
+    type Run = (Vec<Option<(u64, bool)>>, Vec<Vec<u64>>);
 
     async fn run(store: &dyn Store, ws: &str, convs: &[String], batches: &[Vec<Op>]) -> Run {
         let mut results = Vec::new();
         for batch in batches {
             let msgs = batch
                 .iter()
-                .map(|(c, k)| new_message(ws, &convs[*c], *k))
+                .map(|(c, k)| new_message(ws, &convs[*c], *k, &format!("{k:?}")))
                 .collect();
             for r in store.append(msgs).await.unwrap() {
                 results.push(match r {
-                    Appended::New(m) => (m.seq, false),
-                    Appended::Duplicate(m) => (m.seq, true),
-                    Appended::NoConversation => panic!("conversation exists"),
+                    Appended::New(m) => Some((m.seq, false)),
+                    Appended::Duplicate(m) => Some((m.seq, true)),
+                    Appended::NoConversation => None,
                 });
             }
         }
         let mut stored = Vec::new();
-        for c in convs {
+        for c in &convs[..3] {
             let ms = store.messages_after(c, 0, 10_000).await.unwrap();
             stored.push(ms.iter().map(|m| m.seq).collect());
         }
         (results, stored)
     }
 
-    async fn sqlite_store(dir: &std::path::Path) -> (SqlStore, String, Vec<String>) {
-        let settings = Settings::load_with_env(
-            None,
-            [(
-                "PARLEY__STORAGE__DATA_DIR".to_owned(),
-                dir.display().to_string(),
-            )],
-        )
-        .unwrap();
+    /// A migrated database of either kind; the guard drops a PostgreSQL database.
+    struct TestDb {
+        db: Db,
+        _dir: tempfile::TempDir,
+        pg: Option<(String, String)>,
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            if let Some((admin, name)) = self.pg.take() {
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async move {
+                        use sqlx::Connection as _;
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            )))
+                            .execute(&mut c)
+                            .await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+
+    fn postgres_url() -> Option<String> {
+        std::env::var("PARLEY_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+    }
+
+    async fn test_db(postgres: bool) -> TestDb {
+        use sqlx::Connection as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = vec![(
+            "PARLEY__STORAGE__DATA_DIR".to_owned(),
+            dir.path().display().to_string(),
+        )];
+        let mut pg = None;
+        if postgres {
+            let admin = postgres_url().unwrap();
+            let name = format!("parley_test_{}", uuid::Uuid::new_v4().simple());
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            let base = admin.split('?').next().unwrap_or_default();
+            let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(base);
+            env.push(("PARLEY__DATABASE__URL".into(), format!("{root}/{name}")));
+            pg = Some((admin, name));
+        }
+        let settings = Settings::load_with_env(None, env).unwrap();
         let db = Db::connect(&settings).await.unwrap();
         db.migrate().await.unwrap();
-        let ws = workspaces::insert(db.pool(), "W").await.unwrap();
+        TestDb { db, _dir: dir, pg }
+    }
+
+    /// A second pool on the same database: another node.
+    async fn other_node(t: &TestDb) -> Db {
+        let mut env = vec![(
+            "PARLEY__STORAGE__DATA_DIR".to_owned(),
+            t._dir.path().display().to_string(),
+        )];
+        if let Some((admin, name)) = &t.pg {
+            let base = admin.split('?').next().unwrap_or_default();
+            let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(base);
+            env.push(("PARLEY__DATABASE__URL".into(), format!("{root}/{name}")));
+        }
+        Db::connect(&Settings::load_with_env(None, env).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// A workspace with `n` conversations.
+    async fn conversations(db: &Db, n: usize) -> (String, Vec<String>) {
+        let name = format!("W{}", uuid::Uuid::new_v4().simple());
+        let ws = workspaces::insert(db.pool(), &name).await.unwrap();
         let mut conn = db.pool().acquire().await.unwrap();
         let routing = inboxes::Routing {
             mode: "manual".into(),
@@ -756,13 +746,13 @@ mod tests {
         )
         .await
         .unwrap();
-        let visitor = visitors::create(&mut conn, &ws.id, &channel.id, "h", "", "")
+        let visitor = visitors::create(&mut conn, &ws.id, &channel.id, &name, "", "")
             .await
             .unwrap();
         drop(conn);
-        let store = SqlStore::new(db);
+        let store = SqlStore::new(db.clone());
         let mut convs = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..n {
             let c = store
                 .create_conversation(NewConversation {
                     workspace_id: ws.id.clone(),
@@ -775,7 +765,7 @@ mod tests {
                 .unwrap();
             convs.push(c.id);
         }
-        (store, ws.id, convs)
+        (ws.id, convs)
     }
 
     async fn memory_store() -> (MemoryStore, Vec<String>) {
@@ -794,44 +784,258 @@ mod tests {
                 .unwrap();
             convs.push(c.id);
         }
+        // A conversation of another workspace.
+        let other = store
+            .create_conversation(NewConversation {
+                workspace_id: "other".into(),
+                inbox_id: "I".into(),
+                channel_id: "C".into(),
+                channel: Channel::Chat,
+                contact_id: "K".into(),
+            })
+            .await
+            .unwrap();
+        convs.push("no-such-conversation".into());
+        convs.push(other.id);
         (store, convs)
+    }
+
+    fn batches() -> impl Strategy<Value = Vec<Vec<Op>>> {
+        prop::collection::vec(
+            prop::collection::vec(
+                (
+                    prop_oneof![8 => 0usize..3, 1 => 3usize..5],
+                    prop::option::of(0u8..12),
+                ),
+                1..40,
+            ),
+            1..8,
+        )
+    }
+
+    fn check(batches: &[Vec<Op>], sql: &Run, mem: &Run) -> Result<(), TestCaseError> {
+        prop_assert_eq!(sql, mem);
+        for seqs in &sql.1 {
+            let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+            prop_assert_eq!(seqs, &expected);
+        }
+        // Each distinct (conversation, client id) made exactly one message.
+        let mut keys = std::collections::HashSet::new();
+        let mut unkeyed = 0;
+        for (c, k) in batches.iter().flatten().filter(|(c, _)| *c < 3) {
+            match k {
+                Some(k) => {
+                    keys.insert((*c, *k));
+                }
+                None => unkeyed += 1,
+            }
+        }
+        let stored: usize = sql.1.iter().map(Vec::len).sum();
+        prop_assert_eq!(stored, keys.len() + unkeyed);
+        Ok(())
+    }
+
+    /// Run `batches` on a fresh set of conversations of `db` and on a fresh reference.
+    async fn compare(db: &Db, batches: &[Vec<Op>]) -> (Run, Run) {
+        let (ws, mut convs) = conversations(db, 3).await;
+        let (_, other) = conversations(db, 1).await;
+        convs.push("no-such-conversation".into());
+        convs.extend(other);
+        let sql = run(&SqlStore::new(db.clone()), &ws, &convs, batches).await;
+        let (mem_store, mconvs) = memory_store().await;
+        let mem = run(&mem_store, "W", &mconvs, batches).await;
+        (sql, mem)
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
         #[test]
-        fn sql_store_matches_the_reference_and_keeps_seq_gap_free(
-            batches in prop::collection::vec(
-                prop::collection::vec((0usize..3, prop::option::of(0u8..12)), 1..12),
-                1..8,
-            )
-        ) {
+        fn sql_store_matches_the_reference_and_keeps_seq_gap_free(batches in batches()) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let dir = tempfile::tempdir().unwrap();
             let (sql, mem) = rt.block_on(async {
-                let (sql_store, ws, convs) = sqlite_store(dir.path()).await;
-                let sql = run(&sql_store, &ws, &convs, &batches).await;
-                let (mem_store, mconvs) = memory_store().await;
-                let mem = run(&mem_store, "W", &mconvs, &batches).await;
-                (sql, mem)
+                let t = test_db(false).await;
+                compare(&t.db, &batches).await
             });
-            prop_assert_eq!(&sql, &mem);
-            for seqs in &sql.1 {
-                let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
-                prop_assert_eq!(seqs, &expected);
-            }
-            // Each distinct (conversation, client id) made exactly one message.
-            let mut keys = std::collections::HashSet::new();
-            let mut unkeyed = 0;
-            for (c, k) in batches.iter().flatten() {
-                match k {
-                    Some(k) => { keys.insert((*c, *k)); }
-                    None => unkeyed += 1,
-                }
-            }
-            let stored: usize = sql.1.iter().map(Vec::len).sum();
-            prop_assert_eq!(stored, keys.len() + unkeyed);
+            check(&batches, &sql, &mem)?;
         }
+    }
+
+    #[test]
+    fn postgres_store_matches_the_reference_and_keeps_seq_gap_free() {
+        if postgres_url().is_none() {
+            eprintln!("skipped: set PARLEY_TEST_POSTGRES_URL");
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t = rt.block_on(test_db(true));
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 24,
+            ..ProptestConfig::default()
+        });
+        runner
+            .run(&batches(), |batches| {
+                let (sql, mem) = rt.block_on(compare(&t.db, &batches));
+                check(&batches, &sql, &mem)
+            })
+            .unwrap();
+        drop(t);
+    }
+
+    /// Two nodes (pools) × several tasks append into overlapping conversations with
+    /// clients retrying the same `client_id`s concurrently, within and across batches.
+    async fn concurrent_writers(postgres: bool) {
+        let t = test_db(postgres).await;
+        let (ws, convs) = conversations(&t.db, 6).await;
+        let nodes: Vec<Arc<SqlStore>> = vec![
+            Arc::new(SqlStore::new(t.db.clone())),
+            Arc::new(SqlStore::new(other_node(&t).await)),
+        ];
+        let mut tasks = Vec::new();
+        for task in 0..8usize {
+            let store = nodes[task % 2].clone();
+            let ws = ws.clone();
+            let convs = convs.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for round in 0..15usize {
+                    // Keys 0..40 per conversation: every key is sent by several tasks
+                    // (retries of one client, possibly both nodes at once), sometimes
+                    // twice in one batch.
+                    let batch: Vec<NewMessage> = (0..12usize)
+                        .map(|i| {
+                            let c = (task + round + i) % convs.len();
+                            let k = ((round * 7 + i * 3 + task) % 40) as u8;
+                            new_message(&ws, &convs[c], Some(k), &format!("{c}/{k}"))
+                        })
+                        .collect();
+                    let keys: Vec<(String, Option<String>)> = batch
+                        .iter()
+                        .map(|m| (m.conversation_id.clone(), m.client_id.clone()))
+                        .collect();
+                    let results = store.append(batch).await.unwrap();
+                    for ((c, k), r) in keys.into_iter().zip(results) {
+                        let m = r.message().unwrap().clone();
+                        assert_eq!(m.conversation_id, c);
+                        seen.push((c, k.unwrap(), m.id, m.seq));
+                    }
+                }
+                seen
+            }));
+        }
+        let mut by_key: std::collections::HashMap<(String, String), (String, u64)> =
+            std::collections::HashMap::new();
+        for t in tasks {
+            for (c, k, id, seq) in t.await.unwrap() {
+                let prev = by_key.entry((c, k)).or_insert((id.clone(), seq));
+                assert_eq!(*prev, (id, seq), "one client_id answered two messages");
+            }
+        }
+        let store = SqlStore::new(t.db.clone());
+        let mut total = 0;
+        for c in &convs {
+            let ms = store.messages_after(c, 0, 10_000).await.unwrap();
+            let seqs: Vec<u64> = ms.iter().map(|m| m.seq).collect();
+            assert_eq!(seqs, (1..=ms.len() as u64).collect::<Vec<_>>(), "gap-free");
+            let record = store.conversation(c).await.unwrap().unwrap();
+            assert_eq!(record.last_seq, ms.len() as u64);
+            total += ms.len();
+        }
+        assert_eq!(total, by_key.len(), "one message per distinct client_id");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_on_sqlite_keep_seq_gap_free_and_keys_unique() {
+        concurrent_writers(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_on_postgres_keep_seq_gap_free_and_keys_unique() {
+        if postgres_url().is_none() {
+            eprintln!("skipped: set PARLEY_TEST_POSTGRES_URL");
+            return;
+        }
+        concurrent_writers(true).await;
+    }
+
+    /// A batch whose last insert fails (a trigger refuses the body `poison`) stores
+    /// nothing and reserves no `seq`; the same messages without it then commit from 1.
+    async fn a_failing_batch(postgres: bool) {
+        let t = test_db(postgres).await;
+        let poison = if postgres {
+            vec![
+                "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.body = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+            ]
+        } else {
+            vec![
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages \
+                 WHEN NEW.body = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+            ]
+        };
+        for sql in poison {
+            sqlx::query(sql).execute(t.db.pool()).await.unwrap();
+        }
+        let (ws, convs) = conversations(&t.db, 2).await;
+        let store = SqlStore::new(t.db.clone());
+        let ok = store
+            .append(vec![new_message(&ws, &convs[0], Some(1), "first")])
+            .await
+            .unwrap();
+        assert_eq!(ok[0].message().unwrap().seq, 1);
+        let batch = vec![
+            new_message(&ws, &convs[0], Some(2), "a"),
+            new_message(&ws, &convs[1], Some(2), "b"),
+            new_message(&ws, &convs[0], Some(1), "repeat of first"),
+            new_message(&ws, &convs[1], Some(3), "poison"),
+        ];
+        assert!(store.append(batch).await.is_err());
+        for (c, last) in [(&convs[0], 1), (&convs[1], 0)] {
+            let record = store.conversation(c).await.unwrap().unwrap();
+            assert_eq!(record.last_seq, last, "the reservation was rolled back");
+            assert_eq!(
+                store.messages_after(c, 0, 100).await.unwrap().len() as u64,
+                last
+            );
+        }
+        // The senders retry (same client ids) without the poison.
+        let retried = store
+            .append(vec![
+                new_message(&ws, &convs[0], Some(2), "a"),
+                new_message(&ws, &convs[1], Some(2), "b"),
+                new_message(&ws, &convs[0], Some(1), "repeat of first"),
+            ])
+            .await
+            .unwrap();
+        let got: Vec<(u64, bool)> = retried
+            .iter()
+            .map(|r| {
+                (
+                    r.message().unwrap().seq,
+                    matches!(r, Appended::Duplicate(_)),
+                )
+            })
+            .collect();
+        assert_eq!(got, vec![(2, false), (1, false), (1, true)]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_failing_halfway_on_sqlite_stores_nothing() {
+        a_failing_batch(false).await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_failing_halfway_on_postgres_stores_nothing() {
+        if postgres_url().is_none() {
+            eprintln!("skipped: set PARLEY_TEST_POSTGRES_URL");
+            return;
+        }
+        a_failing_batch(true).await;
     }
 }

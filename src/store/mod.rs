@@ -8,9 +8,11 @@
 //! filters on it: the store is where workspace isolation is enforced.
 
 pub mod api_tokens;
+pub mod append;
 pub mod audit;
 pub mod channels;
 pub mod chatflows;
+pub mod console;
 pub mod engine;
 pub mod inboxes;
 pub mod sessions;

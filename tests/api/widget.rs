@@ -764,6 +764,26 @@ async fn offline_contact_and_end_chat(backend: Backend) {
     .await;
     assert_eq!(status, 200, "{ended}");
     assert_eq!(ended["status"], "closed");
+    let (status, _, again) = widget_call(
+        &app,
+        Method::POST,
+        &format!("/{ch}/conversations/{conv_id}/end"),
+        None,
+        Some(&v.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "ending twice is fine: {again}");
+    let (status, _, _) = widget_call(
+        &app,
+        Method::POST,
+        &format!("/{ch}/conversations/{conv_id}/end"),
+        None,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
     v.ws.recv_where("closed", |f| {
         f["type"] == "conversation" && f["event"] == "closed"
     })
@@ -1006,6 +1026,57 @@ async fn attachments_upload_send_and_download(backend: Backend) {
     )
     .await;
     assert_eq!(s, 401);
+
+    // Over HTTP too: an agent posts a reply with an attachment; an id that is not
+    // theirs (the visitor's upload) or unknown is a 400, and posts nothing.
+    let (_, txt) = upload(
+        &app,
+        "/uploads?name=notes.txt",
+        &agent.token,
+        "text/plain",
+        b"hello".to_vec(),
+    )
+    .await;
+    let tid = txt["id"].as_str().unwrap().to_owned();
+    for bad in [json!([id]), json!(["nope"])] {
+        app.post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &agent.token,
+            json!({"body": "", "client_id": "h1", "attachments": bad}),
+        )
+        .await
+        .expect_problem(400, "validation_failed");
+    }
+    let posted = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &agent.token,
+            json!({"body": "", "client_id": "h2", "attachments": [tid]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        posted.body["message"]["attachments"][0]["name"],
+        "notes.txt"
+    );
+    let m =
+        v.ws.recv_where("notes", |f| {
+            f["type"] == "message" && f["message"]["attachments"][0]["name"] == "notes.txt"
+        })
+        .await;
+    assert_eq!(m["message"]["attachments"][0]["content_type"], "text/plain");
+    let msgs = app
+        .get(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            &admin.token,
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        msgs.body["items"].as_array().unwrap().len(),
+        3,
+        "f1, a1, h2"
+    );
 }
 
 on_both_stores!(attachments_upload_send_and_download);

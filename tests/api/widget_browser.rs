@@ -260,6 +260,11 @@ async fn targeting_offline_hours_and_security_in_chromium() {
                 "hours": [{"day": days[(today + 3) % 7], "open": "00:00", "close": "24:00"}]},
             "offline": {"collect_email": true, "message": "We're away. We'll email you within a day."}}})
     };
+    // A round-robin inbox whose only agent is offline: conversations wait in line.
+    let agent = app.agent(&admin, "ana@acme.test").await;
+    let queued = app
+        .chat_with(&admin, &[&agent], json!({"mode": "round_robin"}))
+        .await;
     let secret = app
         .get(
             &format!("/api/v1/channels/{}", chat.channel_id),
@@ -294,6 +299,10 @@ async fn targeting_offline_hours_and_security_in_chromium() {
         (
             "/down".to_owned(),
             page("Down", "", &snippet("http://127.0.0.1:9", ch, "")),
+        ),
+        (
+            "/queue".to_owned(),
+            page("Queue", "", &snippet(a, &queued.channel_id, "")),
         ),
     ];
     let host = HostSite::start(pages);

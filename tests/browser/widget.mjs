@@ -17,8 +17,9 @@ const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAFklEQVR42mOosXpLEmIY1TCqYfhqAABPn6MQ2bsByAAAAABJRU5ErkJggg==',
   'base64');
 
+/** The messages' texts, without the screen-reader-only "You: " of the visitor's own. */
 async function texts(page) {
-  return page.locator('.log .m').allTextContents();
+  return (await page.locator('.log .m').allTextContents()).map((t) => t.replace(/^You: /, ''));
 }
 
 async function conversationId() {
@@ -77,6 +78,8 @@ await run(async (browser) => {
     const ws = new WebSocket(`${location.origin.replace('http', 'ws')}/ws/agent?token=${token}`);
     await new Promise((ok) => { ws.onopen = ok; });
     window.__agent = ws;
+    window.__frames = [];
+    ws.onmessage = (e) => window.__frames.push(JSON.parse(e.data));
     ws.send(JSON.stringify({ type: 'typing', conversation_id: conv, on: true }));
   }, { token: AGENT, conv });
   await page.locator('.typing', { hasText: 'is typing' }).waitFor(T);
@@ -95,6 +98,11 @@ await run(async (browser) => {
   check(t.includes(evil), `HTML shows as text: ${JSON.stringify(t)}`);
   check(t.some((x) => x.includes('<script>window.__xss=2</script>')), 'script shows as text');
   check(await page.evaluate(() => window.__xss) === undefined, 'no script ran');
+  // The visitor types: the agent sees it.
+  await input.pressSequentially('Thanks');
+  await agentPage.waitForFunction(() => window.__frames.some((f) =>
+    f.type === 'typing' && f.on && f.who.type === 'visitor'), null, T);
+  await input.fill('');
   check(await page.locator('.m img').count() === 0, 'no <img> was made from text');
   await screenshot(page, 'widget-conversation');
 

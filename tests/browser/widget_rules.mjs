@@ -54,6 +54,14 @@ await run(async (browser) => {
   check(page.pageErrors.length === 0, `page errors: ${page.pageErrors.join('; ')}`);
   await page.context().close();
 
+  // A round-robin inbox with nobody online: the visitor waits and sees their place in line.
+  page = await visit(browser, HOST + '/queue');
+  await page.locator('.launcher').click(T);
+  await page.locator('textarea[aria-label="Message"]').fill('Anyone there?');
+  await page.locator('textarea[aria-label="Message"]').press('Enter');
+  await page.locator('.s', { hasText: 'You are next in line' }).waitFor(T);
+  await page.context().close();
+
   // A signed identity (window.Parley.identity set by the site): accepted; the message
   // lands on that contact (checked by the Rust test).
   page = await visit(browser, HOST + '/pricing/me');

@@ -1,4 +1,4 @@
-/*! Parley chat widget loader — https://github.com/parley (AGPL-3.0-or-later).
+/*! Parley chat widget loader (AGPL-3.0-or-later).
  * The tracking code: <script async src=".../widget.js" data-parley-channel="ID"></script>
  * It asks Parley which chatflow targets this page and, only if one does, loads the widget
  * (/static/widget/widget.js), which renders in a Shadow DOM. It defines one global,

@@ -253,9 +253,13 @@
     }
     function reconnectNow() { retry = 0; if (!ws && !stopped && (isOpen || state.conv || state.pending.length)) connect(); }
     w.addEventListener('online', reconnectNow);
+    d.addEventListener('visibilitychange', function () { if (!d.hidden && isOpen && unread) { unread = 0; paintBadge(); } });
     function frame(f) { if (ws && wsOpen) { try { ws.send(JSON.stringify(f)); return true; } catch (e) { /* closed */ } } return false; }
 
     function onFrame(f) {
+      // The first message's conversation can be routed (queue, assigned) before its ack.
+      var cid = f.conversation_id || (f.conversation && f.conversation.id);
+      if (!state.conv && cid && state.pending.length && (f.type === 'queue' || f.type === 'conversation')) { state.conv = cid; save(); mode(); }
       switch (f.type) {
         case 'ack': return onAck(f);
         case 'message': return onMessage(f);
@@ -352,6 +356,7 @@
     function bubbleFor(body, atts, mine, who) {
       var el = h('div', { class: 'm ' + (mine ? 'me' : 'them') });
       if (who) el.appendChild(h('span', { class: 'who', text: who }));
+      else el.appendChild(h('span', { class: 'sr', text: mine ? 'You: ' : (brand.display_name || 'Support') + ': ' }));
       if (body) el.appendChild(d.createTextNode(body));
       (atts || []).forEach(function (a) { el.appendChild(attachmentEl(a)); });
       return el;

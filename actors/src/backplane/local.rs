@@ -28,6 +28,7 @@ pub struct LocalBackplane {
     topics: Mutex<Sweeping<broadcast::Sender<Payload>>>,
     sets: Mutex<Sweeping<HashMap<String, Instant>>>,
     values: Mutex<HashMap<String, (String, Instant)>>,
+    resyncs: tokio::sync::watch::Sender<u64>,
 }
 
 /// A map that remembers when to sweep it next.
@@ -74,6 +75,7 @@ impl LocalBackplane {
             topics: Mutex::new(Sweeping::new()),
             sets: Mutex::new(Sweeping::new()),
             values: Mutex::new(HashMap::new()),
+            resyncs: tokio::sync::watch::channel(0).0,
         }
     }
 }
@@ -95,6 +97,11 @@ impl Backplane for LocalBackplane {
             topics.map.remove(topic);
         }
         Ok(())
+    }
+
+    fn resyncs(&self) -> tokio::sync::watch::Receiver<u64> {
+        // In one process nothing is ever lost: the counter stays at 0.
+        self.resyncs.subscribe()
     }
 
     fn subscribe(&self, topic: &str) -> Subscription {

@@ -55,6 +55,13 @@ pub trait Backplane: Send + Sync + 'static {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), BackplaneError>;
 
+    /// A counter that goes up each time this node's subscriptions were re-established
+    /// after the backplane was unreachable. Events published meanwhile may never have
+    /// arrived, so every subscriber that must not miss one (a conversation's messages)
+    /// reads the store when it changes. It never changes on a backplane that cannot
+    /// lose events ([`local::LocalBackplane`]).
+    fn resyncs(&self) -> tokio::sync::watch::Receiver<u64>;
+
     /// The value stored under `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<String>, BackplaneError>;
 

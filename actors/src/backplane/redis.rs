@@ -138,6 +138,8 @@ struct Shared {
     topics: Mutex<HashMap<String, broadcast::Sender<Payload>>>,
     /// Whether the pub/sub connection is up and subscribed.
     connected: AtomicBool,
+    /// Counts the reconnections of the pub/sub connection (see [`Backplane::resyncs`]).
+    resyncs: tokio::sync::watch::Sender<u64>,
 }
 
 /// Requests from the backplane handle to its subscriber task.
@@ -214,6 +216,7 @@ impl RedisBackplane {
         let shared = Arc::new(Shared {
             topics: Mutex::new(HashMap::new()),
             connected: AtomicBool::new(true),
+            resyncs: tokio::sync::watch::channel(0).0,
         });
         let (control, control_rx) = mpsc::unbounded_channel();
         let subscriber = Subscriber {
@@ -302,6 +305,10 @@ impl Backplane for RedisBackplane {
 
     fn subscribe(&self, topic: &str) -> Subscription {
         self.subscribe_inner(topic, None)
+    }
+
+    fn resyncs(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.resyncs.subscribe()
     }
 
     async fn get(&self, key: &str) -> Result<Option<String>, BackplaneError> {
@@ -442,13 +449,17 @@ impl Subscriber {
                 );
                 continue;
             }
+            self.shared.connected.store(true, Ordering::Relaxed);
             if attempts > 0 {
                 tracing::info!(
                     key_prefix = %self.prefix, attempts, topics = self.active.len(),
                     "Pub/sub reconnected"
                 );
+                // Whatever was published while the connection was down never came:
+                // subscribers read the store.
+                self.shared.resyncs.send_modify(|n| *n += 1);
+                metrics::counter!("parley_backplane_resyncs_total").increment(1);
             }
-            self.shared.connected.store(true, Ordering::Relaxed);
             backoff = MIN_BACKOFF;
             attempts = 0;
 

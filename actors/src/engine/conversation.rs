@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
 use super::events::ConvEvent;
 use super::hub::{Hub, Passivated};
@@ -26,6 +27,12 @@ use crate::store::{Appended, ConversationRecord, NewMessage, SharedStore};
 const PAGE: u32 = 500;
 /// How long an out-of-order message waits for the missing ones before the store is read.
 const GAP_WAIT: Duration = Duration::from_millis(200);
+/// A backplane subscription may take effect a moment after it is asked for (Redis
+/// confirms it asynchronously); a message published in between is read from the store
+/// this long after start-up.
+const SUBSCRIBE_SETTLE: Duration = Duration::from_secs(2);
+/// Publishes of a message event tried before giving up (200 ms, doubling, between).
+const PUBLISH_ATTEMPTS: u32 = 5;
 
 /// A frame for a session's socket, serialised once for many recipients.
 #[derive(Debug, Clone, Message)]
@@ -484,13 +491,19 @@ impl ConversationActor {
             .spawn(ctx);
     }
 
-    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        self.refresh_viewers(ctx);
-        // Safety net for events lost while the backplane was down: with anyone
-        // listening, read what the store has past what was delivered.
-        if self.ready && !self.missing && !self.subs.is_empty() && self.gap_timer.is_none() {
+    /// Read what the store has past what was delivered, unless a read is pending.
+    fn resync(&mut self, ctx: &mut Context<Self>) {
+        if self.ready && !self.missing && self.gap_timer.is_none() {
             self.fill_gap(ctx);
         }
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        self.refresh_viewers(ctx);
+        // No store read here: events lost by the backplane are read from the store
+        // when it says it reconnected (`resyncs`), when a later message shows a gap,
+        // and once after start-up (`SUBSCRIBE_SETTLE`). An idle conversation costs
+        // nothing.
         let idle = self.last_activity.elapsed() >= self.config.idle_passivate;
         if self.subs.is_empty() && self.typing.is_empty() && idle {
             tracing::debug!(conversation_id = %self.id, "Passivating idle conversation");
@@ -514,14 +527,57 @@ impl ConversationActor {
         .wait(ctx);
     }
 
+    /// Tell the agents a new comment @mentions (on the workspace topic, every node).
+    fn publish_mentions(&self, message: &MessageObject) {
+        if message.kind != crate::protocol::MessageKind::Comment {
+            return;
+        }
+        let user_ids = crate::protocol::mentioned_user_ids(&message.body);
+        let Some(record) = &self.record else { return };
+        if user_ids.is_empty() {
+            return;
+        }
+        let event = super::events::WsEvent::Mention {
+            inbox_id: record.inbox_id.clone(),
+            user_ids,
+            message: message.clone(),
+        };
+        let payload: Payload = serde_json::to_string(&event).unwrap_or_default().into();
+        let backplane = self.backplane.clone();
+        let topic = super::workspace_topic(&record.workspace_id);
+        actix::spawn(async move {
+            if let Err(e) = backplane.publish(&topic, payload).await {
+                tracing::warn!(%topic, error = %e, "Could not announce a mention");
+            }
+        });
+    }
+
     fn publish(&self, event: &ConvEvent) {
         let payload: Payload = serde_json::to_string(event).unwrap_or_default().into();
         let backplane = self.backplane.clone();
         let topic = conversation_topic(&self.id);
+        // A message that other nodes never hear of would wait there for the next one
+        // (or the backplane's reconnection): retry it a few times. Receivers drop
+        // what they delivered already, so a late or repeated publish is harmless.
+        let attempts = if matches!(event, ConvEvent::Message { .. }) {
+            PUBLISH_ATTEMPTS
+        } else {
+            1
+        };
         actix::spawn(async move {
-            if let Err(e) = backplane.publish(&topic, payload).await {
-                tracing::warn!(%topic, error = %e, "Publish failed; other nodes will fill the gap from the store");
-                metrics::counter!("parley_backplane_publish_failures_total").increment(1);
+            let mut delay = GAP_WAIT;
+            for attempt in 1..=attempts {
+                match backplane.publish(&topic, payload.clone()).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == attempts => {
+                        tracing::warn!(%topic, error = %e, "Publish failed; other nodes will fill the gap from the store");
+                        metrics::counter!("parley_backplane_publish_failures_total").increment(1);
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                }
             }
         });
     }
@@ -533,6 +589,10 @@ impl Actor for ConversationActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         metrics::gauge!("parley_conversation_actors").increment(1.0);
         self.rehydrate(ctx);
+        // Events published while the backplane was unreachable never arrive: read the
+        // store each time it reconnects, and once when the subscription has settled.
+        ctx.add_stream(WatchStream::from_changes(self.backplane.resyncs()).map(Resync));
+        ctx.run_later(SUBSCRIBE_SETTLE, |act, ctx| act.resync(ctx));
         ctx.run_interval(Duration::from_millis(500), |act, _| act.expire_typing());
         // Heartbeats start at a random point of the first period, so that actors
         // started together (a burst of visitors) do not all read the store at once.
@@ -604,6 +664,18 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for ConversationAc
     fn finished(&mut self, _ctx: &mut Context<Self>) {
         // The backplane subscription ended (shutdown); nothing to do.
     }
+}
+
+/// The backplane reconnected (see `Backplane::resyncs`).
+struct Resync(u64);
+
+impl StreamHandler<Resync> for ConversationActor {
+    fn handle(&mut self, Resync(generation): Resync, ctx: &mut Context<Self>) {
+        tracing::debug!(conversation_id = %self.id, generation, "Backplane reconnected; reading the store");
+        self.resync(ctx);
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 impl Handler<Describe> for ConversationActor {
@@ -717,6 +789,7 @@ impl Handler<Post> for ConversationActor {
             .map(move |result, act, ctx| {
                 if let Ok(Appended::New(m)) = &result {
                     act.publish(&ConvEvent::Message { message: m.clone() });
+                    act.publish_mentions(m);
                     act.on_message(m.clone(), origin, ctx);
                 }
                 if let Ok(Appended::NoConversation) = &result {

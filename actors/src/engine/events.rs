@@ -54,6 +54,15 @@ pub enum WsEvent {
         /// Every inbox they are a member of now.
         inbox_ids: Vec<String>,
     },
+    /// A comment @mentioned these users (their consoles show a `mention` frame).
+    Mention {
+        /// The conversation's inbox (only agents who may see it are told).
+        inbox_id: String,
+        /// The mentioned users.
+        user_ids: Vec<String>,
+        /// The comment.
+        message: MessageObject,
+    },
     /// A user's aggregate presence may have changed: re-read it.
     Presence {
         /// The user.

@@ -53,6 +53,9 @@ pub struct EngineConfig {
     pub visitor_messages_per_sec: u32,
     /// Messages in one group commit, at most.
     pub max_batch: usize,
+    /// Group commits in flight at once, on as many lanes (a conversation always uses
+    /// the same lane, so its appends commit in order).
+    pub writer_lanes: usize,
     /// Whether tests may inject faults (never in production).
     pub fault_injection: bool,
 }
@@ -68,6 +71,7 @@ impl Default for EngineConfig {
             heartbeat: Duration::from_secs(10),
             visitor_messages_per_sec: 10,
             max_batch: 512,
+            writer_lanes: 1,
             fault_injection: false,
         }
     }
@@ -115,7 +119,7 @@ impl Engine {
             governor::Quota::per_second(rate).allow_burst(burst),
         ));
         let config = Arc::new(config);
-        let writer = writer::Writer::start(store.clone(), config.max_batch);
+        let writer = writer::Writer::start(store.clone(), config.max_batch, config.writer_lanes);
         let hub = hub::Hub::start(
             store.clone(),
             backplane.clone(),

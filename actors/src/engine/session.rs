@@ -832,7 +832,31 @@ impl Session {
                     self.send_frame(&ServerFrame::Presence { user_id, status }, ctx);
                 }
             }
-            (WsEvent::Presence { .. }, Peer::Visitor { .. }) | (WsEvent::Membership { .. }, _) => {}
+            (
+                WsEvent::Mention {
+                    inbox_id,
+                    user_ids,
+                    message,
+                },
+                Peer::Agent {
+                    user_id,
+                    is_admin,
+                    inbox_ids,
+                    ..
+                },
+            ) => {
+                if user_ids.contains(user_id) && (*is_admin || inbox_ids.contains(&inbox_id)) {
+                    self.send_frame(
+                        &ServerFrame::Mention {
+                            conversation_id: message.conversation_id.clone(),
+                            message,
+                        },
+                        ctx,
+                    );
+                }
+            }
+            (WsEvent::Presence { .. } | WsEvent::Mention { .. }, Peer::Visitor { .. })
+            | (WsEvent::Membership { .. }, _) => {}
         }
     }
 }

@@ -83,6 +83,15 @@ impl Store for MemoryStore {
         let mut inner = self.lock()?;
         let mut out = Vec::with_capacity(batch.len());
         for m in batch {
+            // Another workspace's conversation does not exist for this sender.
+            if inner
+                .conversations
+                .get(&m.conversation_id)
+                .is_none_or(|c| c.workspace_id != m.workspace_id)
+            {
+                out.push(Appended::NoConversation);
+                continue;
+            }
             let key = m.client_id.clone().map(|c| (m.conversation_id.clone(), c));
             if let Some(prev) = key.as_ref().and_then(|k| inner.client_ids.get(k)) {
                 out.push(Appended::Duplicate(prev.clone()));
@@ -90,11 +99,7 @@ impl Store for MemoryStore {
             }
             inner.next_id += 1;
             let id = format!("msg-{}", inner.next_id);
-            let Some(conv) = inner
-                .conversations
-                .get_mut(&m.conversation_id)
-                .filter(|c| c.workspace_id == m.workspace_id)
-            else {
+            let Some(conv) = inner.conversations.get_mut(&m.conversation_id) else {
                 out.push(Appended::NoConversation);
                 continue;
             };

@@ -1,0 +1,332 @@
+//! The durable write path: one group commit of the engine's Writer, as one transaction
+//! of set-based statements whatever the batch size.
+//!
+//! 1. **Lock** the batch's conversations (PostgreSQL: `SELECT … ORDER BY id FOR UPDATE`,
+//!    in id order so that two nodes locking overlapping sets cannot deadlock; SQLite:
+//!    `BEGIN IMMEDIATE` takes the database's write lock) and read their workspaces.
+//! 2. **Deduplicate**: one `SELECT` of the messages already stored under the batch's
+//!    `(conversation_id, client_id)` pairs. It runs after the lock, so a commit of the
+//!    same `client_id` by another node (or lane) that finished first is seen. Repeats
+//!    inside the batch answer the batch's first message with that key.
+//! 3. **Reserve** `seq`s: one `UPDATE conversations SET last_seq = last_seq + n …
+//!    RETURNING last_seq` for every conversation of the batch at once; conversation
+//!    `c` with `n` new messages gets `last_seq - n + 1 ..= last_seq`.
+//! 4. **Insert** every new message with one statement.
+//! 5. **Commit**. The reservation and the inserts commit together or not at all, so
+//!    `seq` stays gap-free per conversation whichever node writes; a failure anywhere
+//!    rolls the whole batch back and every sender of the batch gets the error.
+//!
+//! Rows go to the database as one JSON document per statement (`json_to_recordset` on
+//! PostgreSQL, `json_each` on SQLite) rather than one bind variable per value: the
+//! statement text is the same for every batch size, so each connection prepares it once
+//! and reuses it, and no batch can exceed a backend's bind-variable limit.
+
+use std::collections::HashMap;
+
+use parley_actors::protocol::MessageObject;
+use parley_actors::store::{Appended, NewMessage};
+use serde::Serialize;
+use sqlx::Row as _;
+
+use super::engine::{enum_str, message_from_row};
+use super::{Db, new_id, now_ms, to_time};
+use crate::config::DatabaseKind;
+
+/// The statements of one batch, in one backend's dialect.
+struct AppendSql {
+    begin: &'static str,
+    lock: &'static str,
+    dedup: &'static str,
+    reserve: &'static str,
+    insert: &'static str,
+}
+
+const POSTGRES: AppendSql = AppendSql {
+    begin: "BEGIN",
+    lock: "SELECT id, workspace_id FROM conversations \
+           WHERE id IN (SELECT json_array_elements_text($1::text::json)) \
+           ORDER BY id FOR UPDATE",
+    dedup: "SELECT m.id AS id, m.conversation_id AS conversation_id, m.seq AS seq, \
+            m.kind AS kind, m.sender_type AS sender_type, m.sender_id AS sender_id, \
+            m.sender_name AS sender_name, m.body AS body, m.attachments AS attachments, \
+            m.channel AS channel, m.created_at AS created_at, m.client_id AS client_id \
+            FROM json_to_recordset($1::text::json) AS k(c text, k text) \
+            JOIN messages m ON m.conversation_id = k.c AND m.client_id = k.k",
+    reserve: "UPDATE conversations SET last_seq = conversations.last_seq + x.n, \
+              last_message_at = $2, updated_at = $2 \
+              FROM json_to_recordset($1::text::json) AS x(id text, n bigint) \
+              WHERE conversations.id = x.id \
+              RETURNING conversations.id AS id, conversations.last_seq AS last_seq",
+    insert: "INSERT INTO messages (id, workspace_id, conversation_id, seq, kind, sender_type, \
+             sender_id, sender_name, body, attachments, channel, client_id, created_at) \
+             SELECT id, workspace_id, conversation_id, seq, kind, sender_type, sender_id, \
+             sender_name, body, attachments, channel, client_id, created_at \
+             FROM json_to_recordset($1::text::json) AS x(id text, workspace_id text, \
+             conversation_id text, seq bigint, kind text, sender_type text, sender_id text, \
+             sender_name text, body text, attachments text, channel text, client_id text, \
+             created_at bigint)",
+};
+
+const SQLITE: AppendSql = AppendSql {
+    begin: "BEGIN IMMEDIATE",
+    lock: "SELECT id, workspace_id FROM conversations \
+           WHERE id IN (SELECT value FROM json_each($1))",
+    dedup: "SELECT m.id AS id, m.conversation_id AS conversation_id, m.seq AS seq, \
+            m.kind AS kind, m.sender_type AS sender_type, m.sender_id AS sender_id, \
+            m.sender_name AS sender_name, m.body AS body, m.attachments AS attachments, \
+            m.channel AS channel, m.created_at AS created_at, m.client_id AS client_id \
+            FROM json_each($1) AS k \
+            JOIN messages m ON m.conversation_id = json_extract(k.value, '$.c') \
+            AND m.client_id = json_extract(k.value, '$.k')",
+    reserve: "UPDATE conversations SET last_seq = last_seq + x.n, \
+              last_message_at = $2, updated_at = $2 \
+              FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.n') AS n \
+                    FROM json_each($1)) AS x \
+              WHERE conversations.id = x.id \
+              RETURNING id, last_seq",
+    insert: "INSERT INTO messages (id, workspace_id, conversation_id, seq, kind, sender_type, \
+             sender_id, sender_name, body, attachments, channel, client_id, created_at) \
+             SELECT json_extract(value, '$.id'), json_extract(value, '$.workspace_id'), \
+             json_extract(value, '$.conversation_id'), json_extract(value, '$.seq'), \
+             json_extract(value, '$.kind'), json_extract(value, '$.sender_type'), \
+             json_extract(value, '$.sender_id'), json_extract(value, '$.sender_name'), \
+             json_extract(value, '$.body'), json_extract(value, '$.attachments'), \
+             json_extract(value, '$.channel'), json_extract(value, '$.client_id'), \
+             json_extract(value, '$.created_at') FROM json_each($1)",
+};
+
+/// A `(conversation_id, client_id)` pair to look up.
+#[derive(Serialize)]
+struct Key<'a> {
+    c: &'a str,
+    k: &'a str,
+}
+
+/// How many `seq`s a conversation needs.
+#[derive(Serialize)]
+struct Reserve<'a> {
+    id: &'a str,
+    n: u64,
+}
+
+/// One row of `messages`.
+#[derive(Serialize)]
+struct Row<'a> {
+    id: &'a str,
+    workspace_id: &'a str,
+    conversation_id: &'a str,
+    seq: i64,
+    kind: String,
+    sender_type: String,
+    sender_id: &'a str,
+    sender_name: &'a str,
+    body: &'a str,
+    attachments: String,
+    channel: String,
+    client_id: Option<&'a str>,
+    created_at: i64,
+}
+
+/// What becomes of one message of the batch.
+enum Plan {
+    NoConversation,
+    /// Stored before this batch.
+    Stored(MessageObject),
+    /// A repeat of the batch's message at this index.
+    RepeatOf(usize),
+    /// New: its `seq` comes from the reservation.
+    New,
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// Append a batch in one transaction; results are in the batch's order.
+pub async fn append_batch(db: &Db, batch: Vec<NewMessage>) -> Result<Vec<Appended>, sqlx::Error> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = match db.kind() {
+        DatabaseKind::Postgres => &POSTGRES,
+        DatabaseKind::Sqlite => &SQLITE,
+    };
+    let mut tx = db.pool().begin_with(sql.begin).await?;
+
+    // 1. Lock the conversations and learn their workspaces.
+    let mut ids: Vec<&str> = batch.iter().map(|m| m.conversation_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let workspaces: HashMap<String, String> = sqlx::query(sql.lock)
+        .bind(to_json(&ids)?)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("workspace_id")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let exists = |m: &NewMessage| {
+        workspaces
+            .get(&m.conversation_id)
+            .is_some_and(|ws| *ws == m.workspace_id)
+    };
+
+    // 2. The keys stored before.
+    let mut keys: Vec<Key<'_>> = batch
+        .iter()
+        .filter(|m| exists(m))
+        .filter_map(|m| {
+            m.client_id.as_deref().map(|k| Key {
+                c: &m.conversation_id,
+                k,
+            })
+        })
+        .collect();
+    keys.sort_unstable_by(|a, b| (a.c, a.k).cmp(&(b.c, b.k)));
+    keys.dedup_by(|a, b| a.c == b.c && a.k == b.k);
+    let mut stored: HashMap<(String, String), MessageObject> = HashMap::new();
+    if !keys.is_empty() {
+        for r in sqlx::query(sql.dedup)
+            .bind(to_json(&keys)?)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let client_id: String = r.try_get("client_id")?;
+            let m = message_from_row(&r)?;
+            stored.insert((m.conversation_id.clone(), client_id), m);
+        }
+    }
+
+    // 3. Plan every message and count what each conversation needs.
+    let mut plans = Vec::with_capacity(batch.len());
+    let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut needed: HashMap<&str, u64> = HashMap::new();
+    for (i, m) in batch.iter().enumerate() {
+        if !exists(m) {
+            plans.push(Plan::NoConversation);
+            continue;
+        }
+        if let Some(k) = m.client_id.as_deref() {
+            if let Some(prev) = stored.remove(&(m.conversation_id.clone(), k.to_owned())) {
+                // Later repeats in this batch find it through `first_of_key`.
+                first_of_key.insert((&m.conversation_id, k), i);
+                plans.push(Plan::Stored(prev));
+                continue;
+            }
+            if let Some(&first) = first_of_key.get(&(m.conversation_id.as_str(), k)) {
+                plans.push(Plan::RepeatOf(first));
+                continue;
+            }
+            first_of_key.insert((&m.conversation_id, k), i);
+        }
+        *needed.entry(&m.conversation_id).or_default() += 1;
+        plans.push(Plan::New);
+    }
+
+    // 4. Reserve the seqs.
+    let now = now_ms();
+    let mut next_seq: HashMap<String, i64> = HashMap::with_capacity(needed.len());
+    if !needed.is_empty() {
+        let reserve: Vec<Reserve<'_>> =
+            needed.iter().map(|(id, n)| Reserve { id, n: *n }).collect();
+        for r in sqlx::query(sql.reserve)
+            .bind(to_json(&reserve)?)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let id: String = r.try_get("id")?;
+            let last: i64 = r.try_get("last_seq")?;
+            let n = needed.get(id.as_str()).copied().unwrap_or(0);
+            next_seq.insert(id, last - i64::try_from(n).unwrap_or(i64::MAX) + 1);
+        }
+        if next_seq.len() != needed.len() {
+            return Err(sqlx::Error::Protocol(
+                "a locked conversation was not updated".into(),
+            ));
+        }
+    }
+
+    // 5. Insert the new messages.
+    let mut ids: Vec<String> = Vec::with_capacity(batch.len());
+    let mut seqs: Vec<i64> = Vec::with_capacity(batch.len());
+    for (m, plan) in batch.iter().zip(&plans) {
+        let seq = match plan {
+            Plan::New => {
+                let next = next_seq.get_mut(&m.conversation_id).ok_or_else(|| {
+                    sqlx::Error::Protocol("no seq reserved for a conversation".into())
+                })?;
+                *next += 1;
+                *next - 1
+            }
+            _ => 0,
+        };
+        ids.push(if matches!(plan, Plan::New) {
+            new_id()
+        } else {
+            String::new()
+        });
+        seqs.push(seq);
+    }
+    let rows: Vec<Row<'_>> = batch
+        .iter()
+        .zip(&plans)
+        .enumerate()
+        .filter(|(_, (_, plan))| matches!(plan, Plan::New))
+        .map(|(i, (m, _))| Row {
+            id: &ids[i],
+            workspace_id: &m.workspace_id,
+            conversation_id: &m.conversation_id,
+            seq: seqs[i],
+            kind: enum_str(&m.kind),
+            sender_type: enum_str(&m.sender.kind),
+            sender_id: &m.sender.id,
+            sender_name: &m.sender.name,
+            body: &m.body,
+            attachments: serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()),
+            channel: enum_str(&m.channel),
+            client_id: m.client_id.as_deref(),
+            created_at: now,
+        })
+        .collect();
+    if !rows.is_empty() {
+        let inserted = sqlx::query(sql.insert)
+            .bind(to_json(&rows)?)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if inserted != rows.len() as u64 {
+            return Err(sqlx::Error::Protocol(format!(
+                "inserted {inserted} of {} messages",
+                rows.len()
+            )));
+        }
+    }
+    drop(rows);
+
+    // 6. Commit, then answer.
+    tx.commit().await?;
+    let mut out: Vec<Appended> = Vec::with_capacity(batch.len());
+    for (i, (m, plan)) in batch.into_iter().zip(plans).enumerate() {
+        let result = match plan {
+            Plan::NoConversation => Appended::NoConversation,
+            Plan::Stored(prev) => Appended::Duplicate(prev),
+            Plan::RepeatOf(first) => match out.get(first).and_then(Appended::message) {
+                Some(msg) => Appended::Duplicate(msg.clone()),
+                None => Appended::NoConversation,
+            },
+            Plan::New => Appended::New(MessageObject {
+                id: std::mem::take(&mut ids[i]),
+                conversation_id: m.conversation_id,
+                seq: u64::try_from(seqs[i]).unwrap_or(0),
+                kind: m.kind,
+                sender: m.sender,
+                body: m.body,
+                attachments: m.attachments,
+                channel: m.channel,
+                created_at: to_time(now),
+            }),
+        };
+        out.push(result);
+    }
+    Ok(out)
+}
