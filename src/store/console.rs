@@ -109,17 +109,67 @@ fn list_row(r: &AnyRow) -> Result<ListRow, sqlx::Error> {
 }
 
 /// Conversations matching `f`, newest first, with previews, contacts and read marks.
+///
+/// Only the filters that are set go into the SQL (each as a fixed fragment with a bound
+/// value), so the planner sees plain equalities and walks the matching
+/// `(…, status, id)` index backwards from the cursor: no sort, no scan of the other
+/// conversations.
 pub async fn list<'c>(
     exec: impl Executor<'c, Database = Any>,
     f: &ListFilter<'_>,
     limit: i64,
 ) -> Result<Vec<ListRow>, sqlx::Error> {
-    let pattern = if f.q.is_empty() {
-        String::new()
-    } else {
-        like_pattern(f.q)
-    };
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    let mut binds: Vec<String> = vec![f.user_id.to_owned(), f.workspace_id.to_owned()];
+    let mut conds: Vec<String> = vec!["c.workspace_id = $2".to_owned()];
+    fn add(conds: &mut Vec<String>, binds: &mut Vec<String>, cond: &str, value: &str) {
+        binds.push(value.to_owned());
+        conds.push(cond.replace('?', &format!("${}", binds.len())));
+    }
+    if !f.before_id.is_empty() {
+        add(&mut conds, &mut binds, "c.id < ?", f.before_id);
+    }
+    if !f.status.is_empty() {
+        add(&mut conds, &mut binds, "c.status = ?", f.status);
+    }
+    if !f.inbox_id.is_empty() {
+        add(&mut conds, &mut binds, "c.inbox_id = ?", f.inbox_id);
+    }
+    if !f.channel.is_empty() {
+        add(&mut conds, &mut binds, "ch.kind = ?", f.channel);
+    }
+    if !f.channel_id.is_empty() {
+        add(&mut conds, &mut binds, "c.channel_id = ?", f.channel_id);
+    }
+    match f.assignee {
+        "" => {}
+        "unassigned" => conds.push("c.assignee_id IS NULL".to_owned()),
+        user => add(&mut conds, &mut binds, "c.assignee_id = ?", user),
+    }
+    if !f.member_of.is_empty() {
+        add(
+            &mut conds,
+            &mut binds,
+            "c.inbox_id IN (SELECT inbox_id FROM inbox_members WHERE user_id = ?)",
+            f.member_of,
+        );
+    }
+    if !f.contact_id.is_empty() {
+        add(&mut conds, &mut binds, "c.contact_id = ?", f.contact_id);
+    }
+    if !f.id.is_empty() {
+        add(&mut conds, &mut binds, "c.id = ?", f.id);
+    }
+    if !f.q.is_empty() {
+        binds.push(like_pattern(f.q));
+        let n = binds.len();
+        conds.push(format!(
+            "(LOWER(COALESCE(co.name, '')) LIKE ${n} ESCAPE '\\' \
+             OR LOWER(COALESCE(co.email, '')) LIKE ${n} ESCAPE '\\' \
+             OR EXISTS (SELECT 1 FROM messages sm WHERE sm.conversation_id = c.id \
+                        AND LOWER(sm.body) LIKE ${n} ESCAPE '\\'))"
+        ));
+    }
+    let sql = format!(
         "SELECT {columns}, co.name AS contact_name, co.email AS contact_email, \
          lm.kind AS last_kind, lm.sender_type AS last_sender_type, \
          lm.sender_name AS last_sender_name, SUBSTR(lm.body, 1, {PREVIEW_CHARS}) AS last_body, \
@@ -128,42 +178,23 @@ pub async fn list<'c>(
          JOIN contacts co ON co.id = c.contact_id \
          LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq \
          LEFT JOIN conversation_reads rd ON rd.conversation_id = c.id AND rd.user_id = $1 \
-         WHERE c.workspace_id = $2 \
-         AND ($3 = '' OR c.id < $3) \
-         AND ($4 = '' OR c.status = $4) \
-         AND ($5 = '' OR c.inbox_id = $5) \
-         AND ($6 = '' OR ch.kind = $6) \
-         AND ($7 = '' OR c.channel_id = $7) \
-         AND ($8 = '' OR ($8 = 'unassigned' AND c.assignee_id IS NULL) OR c.assignee_id = $8) \
-         AND ($9 = '' OR c.inbox_id IN (SELECT inbox_id FROM inbox_members WHERE user_id = $9)) \
-         AND ($10 = '' OR c.contact_id = $10) \
-         AND ($11 = '' OR LOWER(COALESCE(co.name, '')) LIKE $11 ESCAPE '\\' \
-              OR LOWER(COALESCE(co.email, '')) LIKE $11 ESCAPE '\\' \
-              OR EXISTS (SELECT 1 FROM messages sm WHERE sm.conversation_id = c.id \
-                         AND LOWER(sm.body) LIKE $11 ESCAPE '\\')) \
-         AND ($13 = '' OR c.id = $13) \
-         ORDER BY c.id DESC LIMIT $12",
+         WHERE {conds} ORDER BY c.id DESC LIMIT ${limit_param}",
         columns = super::engine::CONVERSATION_COLUMNS,
         joins = super::engine::CONVERSATION_JOINS,
-    )))
-    .bind(f.user_id)
-    .bind(f.workspace_id)
-    .bind(f.before_id)
-    .bind(f.status)
-    .bind(f.inbox_id)
-    .bind(f.channel)
-    .bind(f.channel_id)
-    .bind(f.assignee)
-    .bind(f.member_of)
-    .bind(f.contact_id)
-    .bind(pattern)
-    .bind(limit)
-    .bind(f.id)
-    .fetch_all(exec)
-    .await?
-    .iter()
-    .map(list_row)
-    .collect()
+        conds = conds.join(" AND "),
+        limit_param = binds.len() + 1,
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        query = query.bind(b);
+    }
+    query
+        .bind(limit)
+        .fetch_all(exec)
+        .await?
+        .iter()
+        .map(list_row)
+        .collect()
 }
 
 /// One group of the counts: conversations of one inbox and channel, by status and

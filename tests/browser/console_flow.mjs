@@ -62,7 +62,10 @@ await run(async (browser) => {
   // Bob logs in and opens it from "All open"; Ana opens it too.
   const b = await login(browser, 'bob@example.com', PASSWORD);
   await b.click('.view-link[data-view=open]');
-  await b.locator(`li.row[data-id="${conv}"]`).click();
+  await b.locator(`li.row[data-id="${conv}"]`).waitFor(T);
+  // Keyboard: j selects the first row, Enter opens it.
+  await b.locator('body').press('j');
+  await b.locator('body').press('Enter');
   await b.waitForSelector('#thread .msg.visitor');
   await row.click();
   await a.waitForSelector('#thread .msg.visitor');
@@ -147,7 +150,14 @@ await run(async (browser) => {
   await adminPage.waitForSelector('.embed-snippet');
   const snippet = await adminPage.textContent('.embed-snippet');
   check(snippet.includes(chat.id) && snippet.includes('/widget.js'), `the snippet names the channel: ${snippet}`);
+  await adminPage.waitForSelector('.chatflows form');
   await screenshot(adminPage, 'settings');
+  // Everyone's profile: a new name shows at once.
+  await adminPage.click('.settings-nav [data-tab=profile]');
+  await adminPage.fill('#profile-name', 'Ada Admin');
+  await adminPage.click('#settings-body form button[type=submit]');
+  await adminPage.waitForSelector('#settings-body .saved');
+  check(await adminPage.getAttribute('.me .avatar', 'title') === 'Ada Admin', 'the rail shows the new name');
 
   checkClean(a, b, adminPage);
 });
