@@ -387,23 +387,23 @@ impl CompareReport {
             .iter()
             .filter(|t| t.kind != Kind::Parley)
             .collect();
-        let _ = write!(s, "{:<44}{:>7}", "figure", "unit");
+        let _ = write!(s, "{:<50}{:>7}", "figure", "unit");
         for t in &self.targets {
             let _ = write!(s, "{:>12}", t.kind.name());
         }
         for t in &others {
-            let _ = write!(s, "{:>14}", format!("Parley vs {}", short(t.kind)));
+            let _ = write!(s, "{:>18}", format!("Parley vs {}", short(t.kind)));
         }
         s.push('\n');
         for r in &self.rows {
-            let _ = write!(s, "{:<44}{:>7}", r.name, r.unit);
+            let _ = write!(s, "{:<50}{:>7}", r.name, r.unit);
             for v in &r.values {
                 let _ = write!(s, "{:>12}", v.map(num).unwrap_or_else(|| "-".into()));
             }
             for a in &r.parley_advantage {
                 let _ = write!(
                     s,
-                    "{:>14}",
+                    "{:>18}",
                     a.map(|a| format!("{a:.2}×")).unwrap_or_else(|| "-".into())
                 );
             }

@@ -246,7 +246,8 @@ async fn run_on(
                 if r.connect_failed {
                     checks.connect_failures += 1;
                 }
-                if w.probe_rate > 0.0 && !r.connect_failed {
+                // A refused probe counts under `errors`; an acked one must be seq 1.
+                if w.probe_rate > 0.0 && r.ledger.top() > 0 {
                     r.ledger.check(1, &mut checks);
                 }
             }

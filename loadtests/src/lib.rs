@@ -5,18 +5,21 @@
 //! the receiving side so that each run counts lost, duplicated and reordered messages.
 //!
 //! # Layout
-//! - [`scenario`]: the workloads — a `steady` scenario read from a TOML file under
-//!   `loadtests/scenarios/` and/or flags — and duration parsing.
-//! - [`node`]: the server under test: spawn the binary (fresh SQLite data dir, or a fresh
-//!   PostgreSQL database and Redis key prefix, all removed afterwards) or use a running one.
-//! - [`api`]: the HTTP calls that set a run up (login, users, inbox, chat channel,
-//!   widget sessions).
-//! - [`ws`]: WebSocket connections with small buffers, and the frames the generator reads.
-//! - [`steady`]: the `steady` scenario: visitors send at a fixed total rate, agents
-//!   receive; ack and delivery latency, throughput, loss checks.
+//! - [`scenario`]: the workloads (`steady`, `burst`, `idle`, `reconnect`) read from TOML
+//!   files under `loadtests/scenarios/` and/or flags, and duration parsing.
+//! - [`node`]: the servers under test: Parley (one or two nodes), the Socket.IO peer or
+//!   the bare relay, spawned with a fresh SQLite dir or PostgreSQL database and Redis key
+//!   prefix (all removed afterwards), or running nodes.
+//! - [`proto`], [`conn`]: the one client in three dialects (Parley, Socket.IO, relay).
+//! - [`setup`], [`api`]: agents, channels and visitor credentials on each kind of target.
+//! - [`ws`]: WebSocket connections with small buffers.
+//! - [`ledger`]: per-conversation seq checks of one participant.
+//! - [`steady`], [`burst`], [`idle`], [`reconnect`]: the scenarios.
+//! - [`compare`]: the same scenario on each target, side by side.
+//! - [`relay`]: the bare WebSocket relay (`parley-relay`), the ceiling.
 //! - [`metrics`]: the server's `/metrics` before and after the window (group commits,
 //!   batch size, commit time, trouble counters).
-//! - [`report`]: latency summaries, the human table and the JSON document.
+//! - [`report`]: latency summaries, the human tables and the JSON documents.
 //! - [`procstat`]: CPU seconds and memory of processes, and machine CPU, from `/proc`.
 
 pub mod api;

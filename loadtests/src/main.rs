@@ -405,7 +405,14 @@ async fn compare(args: CompareArgs) -> anyhow::Result<bool> {
         }
     }
     println!("{}", out.table());
-    write_json(args.json.as_deref(), &out)?;
+    // `--json` after `compare` or after the scenario's name.
+    let nested = match &args.scenario {
+        Scenario::Steady(a) => a.json.clone(),
+        Scenario::Burst(a) => a.json.clone(),
+        Scenario::Idle(a) => a.json.clone(),
+        Scenario::Reconnect(a) => a.json.clone(),
+    };
+    write_json(args.json.or(nested).as_deref(), &out)?;
     Ok(out.all_clean())
 }
 

@@ -192,17 +192,20 @@ impl SteadyReport {
         );
         s.push_str(&checks_line(&self.checks));
         let e = &self.engine;
-        let _ = writeln!(
-            s,
-            "  engine: {} group commits, {:.1} msgs per commit, {:.2} ms per commit; refused appends {}, commit failures {}, too-slow closes {}, gap fills {}",
-            e.commits,
-            e.mean_batch,
-            e.mean_commit_ms,
-            e.writer_rejected,
-            e.commit_failures,
-            e.too_slow_closes,
-            e.gap_fills
-        );
+        // Only Parley has a Writer (the peer and the relay have no `/metrics`).
+        if e.commits > 0 || e.writer_rejected > 0 {
+            let _ = writeln!(
+                s,
+                "  engine: {} group commits, {:.1} msgs per commit, {:.2} ms per commit; refused appends {}, commit failures {}, too-slow closes {}, gap fills {}",
+                e.commits,
+                e.mean_batch,
+                e.mean_commit_ms,
+                e.writer_rejected,
+                e.commit_failures,
+                e.too_slow_closes,
+                e.gap_fills
+            );
+        }
         s.push_str(&usage_lines(&self.usage, &self.server_log));
         s
     }
