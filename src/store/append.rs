@@ -69,8 +69,10 @@ const POSTGRES: AppendSql = AppendSql {
 
 const SQLITE: AppendSql = AppendSql {
     begin: "BEGIN IMMEDIATE",
-    lock: "SELECT id, workspace_id FROM conversations \
-           WHERE id IN (SELECT value FROM json_each($1))",
+    // CROSS JOIN makes SQLite loop over the batch's ids and probe the primary key for
+    // each (`IN (SELECT … json_each)` was planned as a scan of every conversation).
+    lock: "SELECT c.id AS id, c.workspace_id AS workspace_id \
+           FROM json_each($1) AS j CROSS JOIN conversations c ON c.id = j.value",
     dedup: "SELECT m.id AS id, m.conversation_id AS conversation_id, m.seq AS seq, \
             m.kind AS kind, m.sender_type AS sender_type, m.sender_id AS sender_id, \
             m.sender_name AS sender_name, m.body AS body, m.attachments AS attachments, \
@@ -83,6 +85,7 @@ const SQLITE: AppendSql = AppendSql {
               FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.n') AS n \
                     FROM json_each($1)) AS x \
               WHERE conversations.id = x.id \
+              AND conversations.id IN (SELECT json_extract(value, '$.id') FROM json_each($1)) \
               RETURNING id, last_seq",
     insert: "INSERT INTO messages (id, workspace_id, conversation_id, seq, kind, sender_type, \
              sender_id, sender_name, body, attachments, channel, client_id, created_at) \

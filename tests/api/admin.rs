@@ -946,7 +946,8 @@ async fn a_chat_channel_carries_its_embed_snippet_and_an_email_channel_none(b: B
         &app,
         &admin,
         &inbox,
-        json!({"type": "chat", "name": "Website", "settings": {"color": "#336699"}}),
+        json!({"type": "chat", "name": "Website",
+               "settings": {"branding": {"accent_color": "#336699"}}}),
     )
     .await;
     let email = create_channel(
@@ -964,7 +965,12 @@ async fn a_chat_channel_carries_its_embed_snippet_and_an_email_channel_none(b: B
     assert_eq!(chat["type"], "chat");
     assert_eq!(chat["name"], "Website");
     assert_eq!(chat["inbox_id"], inbox.as_str());
-    assert_eq!(chat["settings"], json!({"color": "#336699"}));
+    assert_eq!(chat["settings"]["branding"]["accent_color"], "#336699");
+    assert_eq!(
+        chat["settings"]["allowed_origins"],
+        json!([]),
+        "a chat channel's settings are completed with the defaults"
+    );
     assert_eq!(email["type"], "email");
     assert_eq!(
         email["name"], "Email",
@@ -1057,7 +1063,7 @@ async fn channels_are_listed_renamed_and_deleted(b: Backend) {
         .patch(
             &path,
             &admin.token,
-            json!({"name": "Homepage chat", "settings": {"greeting": "Hi"}}),
+            json!({"name": "Homepage chat", "settings": {"branding": {"greeting": "Hi"}}}),
         )
         .await
         .expect(200)
@@ -1076,9 +1082,12 @@ async fn channels_are_listed_renamed_and_deleted(b: Backend) {
     assert_eq!(got, expected);
     assert_eq!(listed.body["next_cursor"], Value::Null);
     assert_eq!(patched["name"], "Homepage chat");
-    assert_eq!(patched["settings"], json!({"greeting": "Hi"}));
+    assert_eq!(patched["settings"]["branding"]["greeting"], "Hi");
     assert_eq!(renamed_only["name"], "Chat");
-    assert_eq!(renamed_only["settings"], json!({"greeting": "Hi"}));
+    assert_eq!(
+        renamed_only["settings"], patched["settings"],
+        "a rename keeps the settings"
+    );
     deleted.expect(204);
     app.get(&path, &admin.token)
         .await

@@ -59,7 +59,8 @@ impl TwoWorkspaces {
             app.post(
                 &format!("/api/v1/inboxes/{a_inbox}/channels"),
                 &a_admin.token,
-                json!({"type": "chat", "name": "Website", "settings": {"color": "red"}}),
+                json!({"type": "chat", "name": "Website",
+                       "settings": {"branding": {"accent_color": "#ff0000"}}}),
             )
             .await
             .expect(201)
@@ -124,6 +125,7 @@ impl TwoWorkspaces {
             format!("/api/v1/inboxes/{}", self.a_inbox),
             format!("/api/v1/inboxes/{}/channels", self.a_inbox),
             format!("/api/v1/channels/{}", self.a_channel),
+            format!("/api/v1/channels/{}/chatflows", self.a_channel),
             "/api/v1/users".to_owned(),
             "/api/v1/teams".to_owned(),
             "/api/v1/inboxes".to_owned(),
@@ -214,6 +216,18 @@ async fn another_workspaces_ids_answer_404_everywhere_and_nothing_changes(b: Bac
     let b_user = w.b_admin.id();
     let missing = "00000000-0000-7000-8000-000000000000";
     let before = w.snapshot_of_a().await;
+    let flows = w
+        .app
+        .get(
+            &format!("/api/v1/channels/{channel}/chatflows"),
+            &w.a_admin.token,
+        )
+        .await
+        .expect(200);
+    let chatflow = flows.body["items"][0]["id"]
+        .as_str()
+        .expect("a chat channel has its default chatflow")
+        .to_owned();
     let table: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, format!("/api/v1/users/{user}"), None),
         (Method::GET, format!("/api/v1/users/{admin}"), None),
@@ -296,6 +310,34 @@ async fn another_workspaces_ids_answer_404_everywhere_and_nothing_changes(b: Bac
             Method::PATCH,
             format!("/api/v1/channels/{channel}"),
             Some(json!({"name": "Hijacked", "settings": {}})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/channels/{channel}/identity-secret"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/channels/{channel}/chatflows"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/channels/{channel}/chatflows"),
+            Some(json!({"name": "Poached", "targeting": {"match": "any",
+                "rules": [{"kind": "all_pages"}]}, "trigger": {"kind": "on_load"},
+                "welcome_message": "Hi", "display": "popup"})),
+        ),
+        (Method::GET, format!("/api/v1/chatflows/{chatflow}"), None),
+        (
+            Method::PATCH,
+            format!("/api/v1/chatflows/{chatflow}"),
+            Some(json!({"name": "Hijacked"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/chatflows/{chatflow}"),
+            None,
         ),
         (Method::DELETE, format!("/api/v1/channels/{channel}"), None),
         (Method::DELETE, format!("/api/v1/api-tokens/{token}"), None),
