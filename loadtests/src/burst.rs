@@ -588,7 +588,13 @@ async fn agent_task(
                 let Some(ledger) = r.ledgers.get_mut(conversation_id.as_ref()) else {
                     continue;
                 };
-                ledger.received(seq);
+                // The agent `resume`d from 0 when it was assigned; a socket that already
+                // followed the conversation may get again what it had (docs/protocol.md), so
+                // messages are de-duplicated by seq, as the protocol asks of clients, and each
+                // is answered once.
+                if !ledger.received_dedup(seq) {
+                    continue;
+                }
                 let visitor_message = stamp_of(&body, "k");
                 if let Some(t) = visitor_message {
                     hists.v2a.record(now.saturating_sub(t));
