@@ -124,6 +124,21 @@ impl Rx {
         }
     }
 
+    /// The next text message; `None` once `stop` changes (the run is over), `Err(why)` when
+    /// the socket ended.
+    pub async fn next_or_stop(
+        &mut self,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Option<Result<tokio_tungstenite::tungstenite::Utf8Bytes, String>> {
+        tokio::select! {
+            msg = self.next() => Some(match msg {
+                Incoming::Text(t) => Ok(t),
+                Incoming::Closed(why) => Err(why),
+            }),
+            _ = stop.changed() => None,
+        }
+    }
+
     /// The next text message within `limit`, or an error.
     pub async fn next_within(
         &mut self,

@@ -623,16 +623,13 @@ async fn agent_task(
         let mut errors = BTreeMap::new();
         let mut failure = None;
         loop {
-            let msg = tokio::select! {
-                msg = rx.next() => msg,
-                _ = stop.changed() => break,
-            };
-            let text = match msg {
-                Incoming::Text(t) => t,
-                Incoming::Closed(why) => {
+            let text = match rx.next_or_stop(&mut stop).await {
+                Some(Ok(t)) => t,
+                Some(Err(why)) => {
                     failure = Some(format!("agent socket {why}"));
                     break;
                 }
+                None => break,
             };
             let now = clock.now_us();
             match proto.decode(&text) {

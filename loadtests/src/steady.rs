@@ -26,7 +26,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
 
-use crate::conn::{self, Incoming, Rx, Tx, Who};
+use crate::conn::{self, Rx, Tx, Who};
 use crate::metrics::{EngineFigures, Scrape};
 use crate::node::{Cluster, Target};
 use crate::procstat::Watch;
@@ -506,16 +506,13 @@ async fn visitor_task(
         };
         let mut last_seq = hello_seq;
         loop {
-            let msg = tokio::select! {
-                msg = rx.next() => msg,
-                _ = stop.changed() => break,
-            };
-            let text = match msg {
-                Incoming::Text(t) => t,
-                Incoming::Closed(why) => {
+            let text = match rx.next_or_stop(&mut stop).await {
+                Some(Ok(t)) => t,
+                Some(Err(why)) => {
                     s.failure = Some(format!("visitor socket {why}"));
                     break;
                 }
+                None => break,
             };
             let now = schedule.now_us();
             match proto.decode(&text) {
@@ -575,16 +572,13 @@ async fn agent_task(
     };
     let mut highest: HashMap<usize, u64> = HashMap::new();
     loop {
-        let msg = tokio::select! {
-            msg = rx.next() => msg,
-            _ = stop.changed() => break,
-        };
-        let text = match msg {
-            Incoming::Text(t) => t,
-            Incoming::Closed(why) => {
+        let text = match rx.next_or_stop(&mut stop).await {
+            Some(Ok(t)) => t,
+            Some(Err(why)) => {
                 a.failure = Some(format!("agent socket {why}"));
                 break;
             }
+            None => break,
         };
         let Event::Message {
             conversation_id,
