@@ -1,12 +1,13 @@
 //! The agent console in headless Chromium: first-run setup on an empty database, the
 //! two-agents-and-a-visitor flow (the visitor on a customer's page through the real
-//! chat widget), inbox visibility, attachments, and user text shown as text.
+//! chat widget), inbox visibility, attachments, user text shown as text, and a silent
+//! reconnect and resume when the agent's network drops (through a cuttable proxy).
 //! `PARLEY_SCREENSHOTS=1` also refreshes `docs/screenshots/` (inbox, conversation,
 //! settings).
 
 use serde_json::json;
 
-use crate::browser::{HostSite, run_script};
+use crate::browser::{HostSite, Proxy, run_script};
 use crate::helpers::{Backend, PASSWORD, TestApp};
 
 #[actix_web::test]
@@ -71,6 +72,50 @@ async fn two_agents_and_a_visitor_work_a_conversation_live() {
             ("INBOX_ID", inbox_id),
             ("CHANNEL_ID", channel_id),
             ("HOST_URL", host.url.clone()),
+        ],
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn the_console_reconnects_and_resumes_silently_after_the_network_drops() {
+    let (env, app) = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.admin(&env, "Acme", "admin@example.com").await;
+    let ana = app
+        .post(
+            "/api/v1/users",
+            &admin.token,
+            json!({"email": "ana@example.com", "password": PASSWORD, "name": "Ana Agent", "role": "agent"}),
+        )
+        .await
+        .expect(201);
+    let ana_id = ana.body["id"].as_str().unwrap().to_owned();
+    let inbox = app
+        .post(
+            "/api/v1/inboxes",
+            &admin.token,
+            json!({"name": "Support", "member_ids": [ana_id], "routing": {"mode": "manual"}}),
+        )
+        .await
+        .expect(201);
+    let inbox_id = inbox.body["id"].as_str().unwrap().to_owned();
+    let channel = app
+        .post(
+            &format!("/api/v1/inboxes/{inbox_id}/channels"),
+            &admin.token,
+            json!({"type": "chat", "name": "Website"}),
+        )
+        .await
+        .expect(201);
+    let channel_id = channel.body["id"].as_str().unwrap().to_owned();
+    let proxy = Proxy::start(&app.address).await;
+    run_script(
+        "console_reconnect.mjs",
+        &app,
+        &[
+            ("CHANNEL_ID", channel_id),
+            ("CONSOLE_URL", proxy.url.clone()),
+            ("CONTROL_URL", proxy.control.clone()),
         ],
     )
     .await;

@@ -3,104 +3,10 @@
 //! The widget talks to Parley through a TCP proxy the test can cut, to drop the network
 //! mid-conversation. See `tests/browser/widget*.mjs` for the browser side.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::browser::{HostSite, run_script};
+use crate::browser::{HostSite, Proxy, run_script};
 use crate::helpers::{Backend, Chat, Session, TestApp, TestEnv};
-
-/// A TCP proxy in front of the server; `/cut` drops every connection and refuses new
-/// ones until `/restore` (served on `control`).
-struct Proxy {
-    url: String,
-    control: String,
-    handles: Vec<actix_web::dev::ServerHandle>,
-}
-
-impl Proxy {
-    async fn start(upstream: &str) -> Proxy {
-        let upstream = upstream.trim_start_matches("http://").to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let cut = Arc::new(AtomicBool::new(false));
-        let (kill, _) = tokio::sync::broadcast::channel::<()>(4);
-        let (cut2, kill2) = (cut.clone(), kill.clone());
-        actix_web::rt::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if cut2.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let upstream = upstream.clone();
-                let mut killed = kill2.subscribe();
-                actix_web::rt::spawn(async move {
-                    let Ok(mut out) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
-                        _ = killed.recv() => {}
-                    }
-                });
-            }
-        });
-        let state = web::Data::new((cut, kill));
-        let server = HttpServer::new(move || {
-            App::new()
-                    .app_data(state.clone())
-                    .route(
-                        "/cut",
-                        web::post().to(
-                            |s: web::Data<(
-                                Arc<AtomicBool>,
-                                tokio::sync::broadcast::Sender<()>,
-                            )>| async move {
-                                s.0.store(true, Ordering::SeqCst);
-                                let _ = s.1.send(());
-                                HttpResponse::NoContent().finish()
-                            },
-                        ),
-                    )
-                    .route(
-                        "/restore",
-                        web::post().to(
-                            |s: web::Data<(
-                                Arc<AtomicBool>,
-                                tokio::sync::broadcast::Sender<()>,
-                            )>| async move {
-                                s.0.store(false, Ordering::SeqCst);
-                                HttpResponse::NoContent().finish()
-                            },
-                        ),
-                    )
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let control = format!("http://127.0.0.1:{}", server.addrs()[0].port());
-        let server = server.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Proxy {
-            url,
-            control,
-            handles: vec![handle],
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        for h in self.handles.drain(..) {
-            actix_web::rt::spawn(async move { h.stop(false).await });
-        }
-    }
-}
 
 fn snippet(parley: &str, channel: &str, extra: &str) -> String {
     format!(

@@ -1,11 +1,16 @@
 // Helpers for the console's browser tests.
 import { newPage, check, env } from './lib.mjs';
 
-/** Log in through the console's form; resolves once the inbox shows. */
-export async function login(browser, email, password) {
+/**
+ * Log in through the console's form; resolves once the inbox shows. `base` is where the
+ * console is opened (PARLEY_URL unless a test puts a proxy in front); `before` runs before
+ * the page loads (e.g. `page.addInitScript`).
+ */
+export async function login(browser, email, password, { base, before } = {}) {
   const page = await newPage(browser, { viewport: { width: 1440, height: 860 } });
   page.on('dialog', (d) => { page.pageErrors.push('unexpected dialog: ' + d.message()); d.dismiss(); });
-  await page.goto(env('PARLEY_URL') + '/');
+  if (before) await before(page);
+  await page.goto((base || env('PARLEY_URL')) + '/');
   await page.fill('input[name=email]', email);
   await page.fill('input[name=password]', password);
   await page.click('button[type=submit]');
@@ -57,11 +62,15 @@ export async function visitor(browser, channelId, pageUrl) {
   };
 }
 
-/** Fail on any page error or console error of these pages. */
+/**
+ * Fail on any page error or console error of these pages. Chromium's own network lines
+ * ("Failed to load resource", and "WebSocket connection … failed" while a test has cut
+ * the network) are not the page's errors.
+ */
 export function checkClean(...pages) {
   for (const p of pages) {
     check(p.pageErrors.length === 0, `page errors: ${p.pageErrors.join('; ')}`);
-    const errs = p.consoleErrors.filter((e) => !/Failed to load resource/.test(e));
+    const errs = p.consoleErrors.filter((e) => !/Failed to load resource|^WebSocket connection to .* failed/.test(e));
     check(errs.length === 0, `console errors: ${errs.join('; ')}`);
   }
 }

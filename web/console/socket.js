@@ -93,10 +93,14 @@ export class AgentSocket {
     this.stateHandlers.add(f);
   }
 
-  /** Follow a conversation from `seq` (live messages after it arrive as frames). */
+  /**
+   * Follow a conversation from `seq` (live messages after it arrive as frames). A
+   * conversation already followed keeps its own cursor: jumping it forward to a newer
+   * `seq` (say, the list's `last_seq` fetched after a reconnect) would drop the messages
+   * in between that the resume is still delivering.
+   */
   follow(id, seq) {
-    const known = this.followed.get(id);
-    if (known !== undefined && known >= seq) return;
+    if (this.followed.has(id)) return;
     this.followed.set(id, seq);
     this.raw({ type: 'resume', conversation_id: id, after_seq: seq });
   }
