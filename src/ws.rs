@@ -72,7 +72,7 @@ pub async fn agent_ws(
     let inbox_ids: HashSet<String> = if user.role == crate::domain::Role::Admin {
         HashSet::new()
     } else {
-        inboxes::member_inbox_ids(state.db.pool(), &user.workspace_id, &user.id)
+        inboxes::member_inbox_ids(state.db.reader(), &user.workspace_id, &user.id)
             .await?
             .into_iter()
             .collect()
@@ -108,14 +108,14 @@ pub async fn visitor_ws(
         )
     };
     let token = query.token.as_deref().ok_or_else(unauthorized)?;
-    let visitor = visitors::find(state.db.pool(), &auth::token_hash(token))
+    let visitor = visitors::find(state.db.reader(), &auth::token_hash(token))
         .await?
         .ok_or_else(unauthorized)?;
     // The page's origin must be one the chat channel allows (403 otherwise).
     let (_, settings) = crate::routes::widget::chat_channel(&state, &visitor.channel_id).await?;
     crate::routes::widget::check_origin(&req, &settings)?;
     let open =
-        visitors::open_conversations(state.db.pool(), &visitor.contact_id, &visitor.channel_id)
+        visitors::open_conversations(state.db.reader(), &visitor.contact_id, &visitor.channel_id)
             .await?;
     let peer = Peer::Visitor {
         workspace_id: visitor.workspace_id,

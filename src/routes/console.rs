@@ -41,7 +41,7 @@ pub struct SetupStatus {
 #[get("/setup")]
 pub async fn setup_status(state: web::Data<AppState>) -> ApiResult<web::Json<SetupStatus>> {
     Ok(web::Json(SetupStatus {
-        needed: !store::is_set_up(state.db.pool()).await?,
+        needed: !store::is_set_up(state.db.reader()).await?,
     }))
 }
 
@@ -195,7 +195,7 @@ pub async fn counts(
         principal.user.id.as_str()
     };
     let rows = store::counts(
-        state.db.pool(),
+        state.db.reader(),
         principal.workspace_id(),
         &principal.user.id,
         member,
@@ -311,7 +311,7 @@ pub async fn get_contact(
     principal: Principal,
     id: web::Path<String>,
 ) -> ApiResult<web::Json<ContactView>> {
-    let contact = store::contact(state.db.pool(), principal.workspace_id(), &id)
+    let contact = store::contact(state.db.reader(), principal.workspace_id(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
     let member = if principal.is_admin() {
@@ -320,7 +320,7 @@ pub async fn get_contact(
         principal.user.id.as_str()
     };
     let rows = store::list(
-        state.db.pool(),
+        state.db.reader(),
         &ListFilter {
             workspace_id: principal.workspace_id(),
             user_id: &principal.user.id,

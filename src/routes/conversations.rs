@@ -43,13 +43,13 @@ pub(crate) async fn visible(
     p: &Principal,
     id: &str,
 ) -> ApiResult<ConversationRecord> {
-    let record = sql::get_conversation(state.db.pool(), id)
+    let record = sql::get_conversation(state.db.reader(), id)
         .await?
         .filter(|c| c.workspace_id == p.workspace_id())
         .ok_or_else(|| ApiError::not_found("conversation"))?;
     if !p.is_admin()
         && !inboxes::is_member(
-            state.db.pool(),
+            state.db.reader(),
             p.workspace_id(),
             &record.inbox_id,
             &p.user.id,
@@ -140,7 +140,7 @@ pub async fn list_conversations(
         return Err(ApiError::Validation("q: at most 200 characters".into()));
     }
     let rows = crate::store::console::list(
-        state.db.pool(),
+        state.db.reader(),
         &crate::store::console::ListFilter {
             workspace_id: principal.workspace_id(),
             user_id: &principal.user.id,
@@ -176,7 +176,7 @@ pub async fn get_conversation(
 ) -> ApiResult<web::Json<ListItem>> {
     let record = visible(&state, &principal, &id).await?;
     let row = crate::store::console::list(
-        state.db.pool(),
+        state.db.reader(),
         &crate::store::console::ListFilter {
             workspace_id: principal.workspace_id(),
             user_id: &principal.user.id,
@@ -222,7 +222,7 @@ pub async fn list_messages(
     }
     let record = visible(&state, &principal, &id).await?;
     let mut items = sql::messages_after(
-        state.db.pool(),
+        state.db.reader(),
         &record.id,
         query.after_seq.unwrap_or(0),
         limit + 1,
@@ -413,11 +413,11 @@ pub async fn assign(
     let record = visible(&state, &principal, &id).await?;
     let ws = principal.workspace_id();
     if let Some(user_id) = &body.user_id {
-        let user = users::get(state.db.pool(), ws, user_id)
+        let user = users::get(state.db.reader(), ws, user_id)
             .await?
             .filter(|u| u.active)
             .ok_or_else(|| ApiError::Validation(format!("user_id: no active user {user_id:?}")))?;
-        if !inboxes::is_member(state.db.pool(), ws, &record.inbox_id, &user.id).await? {
+        if !inboxes::is_member(state.db.reader(), ws, &record.inbox_id, &user.id).await? {
             return Err(ApiError::Validation(
                 "user_id: the assignee must be a member of the conversation's inbox".into(),
             ));

@@ -351,11 +351,11 @@ pub async fn visitor_download(
     let (channel, settings) = chat_channel(&state, &channel_id).await?;
     check_origin(&req, &settings)?;
     let v = bearer_visitor(&req, &state, &channel.id).await?;
-    let row = uploads::get(state.db.pool(), &id)
+    let row = uploads::get(state.db.reader(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("attachment"))?;
     let allowed = match &row.conversation_id {
-        Some(conv) => sql::get_conversation(state.db.pool(), conv)
+        Some(conv) => sql::get_conversation(state.db.reader(), conv)
             .await?
             .is_some_and(|c| c.contact_id == v.contact_id && c.channel_id == channel.id),
         None => row.uploader_type == "visitor" && row.uploader_id == v.contact_id,
@@ -378,16 +378,16 @@ pub async fn agent_download(
     principal: Principal,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let row = uploads::get(state.db.pool(), &id)
+    let row = uploads::get(state.db.reader(), &id)
         .await?
         .filter(|r| r.workspace_id == principal.workspace_id())
         .ok_or_else(|| ApiError::not_found("attachment"))?;
     let allowed = match &row.conversation_id {
-        Some(conv) => match sql::get_conversation(state.db.pool(), conv).await? {
+        Some(conv) => match sql::get_conversation(state.db.reader(), conv).await? {
             Some(c) => {
                 principal.is_admin()
                     || inboxes::is_member(
-                        state.db.pool(),
+                        state.db.reader(),
                         principal.workspace_id(),
                         &c.inbox_id,
                         &principal.user.id,

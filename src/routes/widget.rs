@@ -99,7 +99,7 @@ pub fn check_origin(req: &HttpRequest, settings: &ChatSettings) -> ApiResult<()>
 
 /// A chat channel by id, with its settings, or 404.
 pub async fn chat_channel(state: &AppState, id: &str) -> ApiResult<(ChannelRow, ChatSettings)> {
-    let channel = channels::get_any(state.db.pool(), id)
+    let channel = channels::get_any(state.db.reader(), id)
         .await?
         .filter(|c| c.kind == "chat")
         .ok_or_else(|| ApiError::not_found("chat channel"))?;
@@ -138,7 +138,7 @@ pub async fn bearer_visitor(
         .map(str::trim)
         .filter(|t| t.starts_with(VISITOR_PREFIX))
         .ok_or_else(unauthorized)?;
-    visitors::find(state.db.pool(), &auth::token_hash(token))
+    visitors::find(state.db.reader(), &auth::token_hash(token))
         .await?
         .filter(|v| v.channel_id == channel_id)
         .ok_or_else(unauthorized)
@@ -259,7 +259,7 @@ pub async fn get_config(
             "page_url: must be at most 2048 bytes".into(),
         ));
     }
-    let flows: Vec<ChatflowView> = chatflows::list_for_channel(state.db.pool(), &channel.id)
+    let flows: Vec<ChatflowView> = chatflows::list_for_channel(state.db.reader(), &channel.id)
         .await?
         .into_iter()
         .map(ChatflowView::from)
@@ -350,10 +350,10 @@ async fn session_answer(
     new_visitor: bool,
 ) -> ApiResult<HttpResponse> {
     let conversation_ids =
-        visitors::open_conversations(state.db.pool(), &v.contact_id, &v.channel_id).await?;
+        visitors::open_conversations(state.db.reader(), &v.contact_id, &v.channel_id).await?;
     let mut conversations = Vec::with_capacity(conversation_ids.len());
     for id in &conversation_ids {
-        if let Some(c) = sql::get_conversation(state.db.pool(), id).await? {
+        if let Some(c) = sql::get_conversation(state.db.reader(), id).await? {
             conversations.push(c.to_object());
         }
     }
@@ -417,7 +417,7 @@ pub async fn create_session(
         }
     };
     let known = match b.visitor_token.as_deref() {
-        Some(token) => visitors::find(state.db.pool(), &auth::token_hash(token))
+        Some(token) => visitors::find(state.db.reader(), &auth::token_hash(token))
             .await?
             .filter(|v| v.channel_id == channel.id)
             .map(|v| (token.to_owned(), v)),
@@ -470,21 +470,35 @@ pub async fn create_session(
         return session_answer(&state, token, v, true).await;
     }
     if let Some((token, v)) = known {
-        visitors::touch(state.db.pool(), &v.id, &b.page_url).await?;
+        let (id, page_url) = (v.id.clone(), b.page_url.clone());
+        state
+            .db
+            .write(move |c| Box::pin(async move { visitors::touch(c, &id, &page_url).await }))
+            .await?;
         return session_answer(&state, token, v, false).await;
     }
     let token = auth::new_token(VISITOR_PREFIX);
-    let mut tx = state.db.pool().begin().await?;
-    let v = visitors::create(
-        &mut tx,
-        &channel.workspace_id,
-        &channel.id,
-        &auth::token_hash(&token),
-        &b.page_url,
-        &user_agent,
-    )
-    .await?;
-    tx.commit().await?;
+    let (workspace_id, channel_id, hash) = (
+        channel.workspace_id.clone(),
+        channel.id.clone(),
+        auth::token_hash(&token),
+    );
+    let v = state
+        .db
+        .write(move |c| {
+            Box::pin(async move {
+                visitors::create(
+                    c,
+                    &workspace_id,
+                    &channel_id,
+                    &hash,
+                    &b.page_url,
+                    &user_agent,
+                )
+                .await
+            })
+        })
+        .await?;
     session_answer(&state, token, v, true).await
 }
 

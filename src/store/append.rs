@@ -3,7 +3,8 @@
 //!
 //! 1. **Lock** the batch's conversations (PostgreSQL: `SELECT … ORDER BY id FOR UPDATE`,
 //!    in id order so that two nodes locking overlapping sets cannot deadlock; SQLite:
-//!    `BEGIN IMMEDIATE` takes the database's write lock) and read their workspaces.
+//!    the group commit's `BEGIN IMMEDIATE` holds the database's write lock) and read
+//!    their workspaces.
 //! 2. **Deduplicate**: one `SELECT` of the messages already stored under the batch's
 //!    `(conversation_id, client_id)` pairs. It runs after the lock, so a commit of the
 //!    same `client_id` by another node (or lane) that finished first is seen. Repeats
@@ -26,7 +27,7 @@ use std::collections::HashMap;
 use parley_actors::protocol::MessageObject;
 use parley_actors::store::{Appended, NewMessage};
 use serde::Serialize;
-use sqlx::Row as _;
+use sqlx::{AnyConnection, Row as _};
 
 use super::engine::{enum_str, message_from_row};
 use super::{Db, new_id, now_ms, to_time};
@@ -34,7 +35,6 @@ use crate::config::DatabaseKind;
 
 /// The statements of one batch, in one backend's dialect.
 struct AppendSql {
-    begin: &'static str,
     lock: &'static str,
     dedup: &'static str,
     reserve: &'static str,
@@ -42,7 +42,6 @@ struct AppendSql {
 }
 
 const POSTGRES: AppendSql = AppendSql {
-    begin: "BEGIN",
     lock: "SELECT id, workspace_id FROM conversations \
            WHERE id IN (SELECT json_array_elements_text($1::text::json)) \
            ORDER BY id FOR UPDATE",
@@ -68,7 +67,6 @@ const POSTGRES: AppendSql = AppendSql {
 };
 
 const SQLITE: AppendSql = AppendSql {
-    begin: "BEGIN IMMEDIATE",
     // CROSS JOIN makes SQLite loop over the batch's ids and probe the primary key for
     // each (`IN (SELECT … json_each)` was planned as a scan of every conversation).
     lock: "SELECT c.id AS id, c.workspace_id AS workspace_id \
@@ -145,7 +143,8 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, sqlx::Error> {
     serde_json::to_string(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
-/// Append a batch in one transaction; results are in the batch's order.
+/// Append a batch in one transaction; results are in the batch's order. On SQLite the
+/// transaction joins the group commit of every write ([`Db::write`]).
 pub async fn append_batch(db: &Db, batch: Vec<NewMessage>) -> Result<Vec<Appended>, sqlx::Error> {
     if batch.is_empty() {
         return Ok(Vec::new());
@@ -154,8 +153,16 @@ pub async fn append_batch(db: &Db, batch: Vec<NewMessage>) -> Result<Vec<Appende
         DatabaseKind::Postgres => &POSTGRES,
         DatabaseKind::Sqlite => &SQLITE,
     };
-    let mut tx = db.pool().begin_with(sql.begin).await?;
+    db.write(move |conn| Box::pin(append_on(conn, sql, batch)))
+        .await
+}
 
+/// Steps 1–4 on `tx`, inside the caller's transaction.
+async fn append_on(
+    tx: &mut AnyConnection,
+    sql: &'static AppendSql,
+    batch: Vec<NewMessage>,
+) -> Result<Vec<Appended>, sqlx::Error> {
     // 1. Lock the conversations and learn their workspaces.
     let mut ids: Vec<&str> = batch.iter().map(|m| m.conversation_id.as_str()).collect();
     ids.sort_unstable();
@@ -306,8 +313,7 @@ pub async fn append_batch(db: &Db, batch: Vec<NewMessage>) -> Result<Vec<Appende
     }
     drop(rows);
 
-    // 6. Commit, then answer.
-    tx.commit().await?;
+    // 6. Answer (the caller commits, and only then passes the answers on).
     let mut out: Vec<Appended> = Vec::with_capacity(batch.len());
     for (i, (m, plan)) in batch.into_iter().zip(plans).enumerate() {
         let result = match plan {

@@ -214,20 +214,29 @@ impl Store for SqlStore {
     ) -> Result<ConversationRecord, StoreError> {
         let id = new_id();
         let now = now_ms();
-        sqlx::query(
-            "INSERT INTO conversations (id, workspace_id, inbox_id, channel_id, contact_id, \
-             status, assignee_id, last_seq, created_at, updated_at, last_message_at) \
-             VALUES ($1, $2, $3, $4, $5, 'open', NULL, 0, $6, $6, $6)",
-        )
-        .bind(&id)
-        .bind(&new.workspace_id)
-        .bind(&new.inbox_id)
-        .bind(&new.channel_id)
-        .bind(&new.contact_id)
-        .bind(now)
-        .execute(self.db.pool())
-        .await
-        .map_err(err)?;
+        let row = (id.clone(), new.clone());
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let (id, new) = row;
+                    sqlx::query(
+                        "INSERT INTO conversations (id, workspace_id, inbox_id, channel_id, \
+                         contact_id, status, assignee_id, last_seq, created_at, updated_at, \
+                         last_message_at) VALUES ($1, $2, $3, $4, $5, 'open', NULL, 0, $6, $6, $6)",
+                    )
+                    .bind(&id)
+                    .bind(&new.workspace_id)
+                    .bind(&new.inbox_id)
+                    .bind(&new.channel_id)
+                    .bind(&new.contact_id)
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+                })
+            })
+            .await
+            .map_err(err)?;
         Ok(ConversationRecord {
             id,
             workspace_id: new.workspace_id,
@@ -245,7 +254,7 @@ impl Store for SqlStore {
     }
 
     async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError> {
-        get_conversation(self.db.pool(), id).await.map_err(err)
+        get_conversation(self.db.reader(), id).await.map_err(err)
     }
 
     async fn append(&self, batch: Vec<NewMessage>) -> Result<Vec<Appended>, StoreError> {
@@ -260,7 +269,7 @@ impl Store for SqlStore {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<MessageObject>, StoreError> {
-        messages_after(self.db.pool(), conversation_id, after_seq, limit)
+        messages_after(self.db.reader(), conversation_id, after_seq, limit)
             .await
             .map_err(err)
     }
@@ -285,7 +294,7 @@ impl Store for SqlStore {
         &self,
         inbox_id: &str,
     ) -> Result<Option<RoutingSnapshot>, StoreError> {
-        routing_snapshot(self.db.pool(), inbox_id)
+        routing_snapshot(self.db.reader(), inbox_id)
             .await
             .map_err(err)
     }
@@ -351,7 +360,7 @@ impl Store for SqlStore {
 
     async fn round_robin_inboxes(&self) -> Result<Vec<(String, String)>, StoreError> {
         sqlx::query("SELECT workspace_id, id FROM inboxes WHERE routing_mode = 'round_robin'")
-            .fetch_all(self.db.pool())
+            .fetch_all(self.db.reader())
             .await
             .map_err(err)?
             .iter()
@@ -367,65 +376,80 @@ impl Store for SqlStore {
         capacity: Option<u32>,
         reason: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
-        let mut tx = self.db.pool().begin().await.map_err(err)?;
-        // Serialise assignments to one agent (a no-op UPDATE takes the row lock on
-        // PostgreSQL; SQLite has one writer anyway), then count under that lock.
-        sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-            .bind(agent_id)
-            .execute(&mut *tx)
+        let (conversation_id, agent_id, reason) = (
+            conversation_id.to_owned(),
+            agent_id.to_owned(),
+            reason.to_owned(),
+        );
+        self.db
+            .write(move |tx| {
+                Box::pin(async move {
+                    assign_on(tx, &conversation_id, &agent_id, capacity, &reason).await
+                })
+            })
             .await
-            .map_err(err)?;
-        if let Some(cap) = capacity {
-            let load: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM conversations WHERE assignee_id = $1 \
-                 AND status = 'open' AND inbox_id = \
-                 (SELECT inbox_id FROM conversations WHERE id = $2)",
-            )
-            .bind(agent_id)
-            .bind(conversation_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?
-            .try_get("n")
-            .map_err(err)?;
-            if load >= i64::from(cap) {
-                return Ok(None);
-            }
-        }
-        let changed = sqlx::query(
-            "UPDATE conversations SET assignee_id = $1, updated_at = $2 \
-             WHERE id = $3 AND status = 'open' AND assignee_id IS NULL",
+            .map_err(err)
+    }
+}
+
+/// `assign_if_unassigned` inside the caller's transaction.
+async fn assign_on(
+    tx: &mut sqlx::AnyConnection,
+    conversation_id: &str,
+    agent_id: &str,
+    capacity: Option<u32>,
+    reason: &str,
+) -> Result<Option<ConversationRecord>, sqlx::Error> {
+    // Serialise assignments to one agent (a no-op UPDATE takes the row lock on
+    // PostgreSQL; SQLite has one writer anyway), then count under that lock.
+    sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+        .bind(agent_id)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(cap) = capacity {
+        let load: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM conversations WHERE assignee_id = $1 \
+             AND status = 'open' AND inbox_id = \
+             (SELECT inbox_id FROM conversations WHERE id = $2)",
         )
         .bind(agent_id)
-        .bind(now_ms())
         .bind(conversation_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?
-        .rows_affected();
-        if changed == 0 {
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if load >= i64::from(cap) {
             return Ok(None);
         }
-        let record = get_conversation(&mut *tx, conversation_id)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| StoreError("conversation vanished".into()))?;
-        super::audit::record(
-            &mut *tx,
-            super::audit::Entry {
-                workspace_id: &record.workspace_id,
-                actor_id: None,
-                action: "conversation.assigned",
-                target_type: "conversation",
-                target_id: conversation_id,
-                details: serde_json::json!({"from": null, "to": agent_id, "reason": reason}),
-            },
-        )
-        .await
-        .map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        Ok(Some(record))
     }
+    let changed = sqlx::query(
+        "UPDATE conversations SET assignee_id = $1, updated_at = $2 \
+         WHERE id = $3 AND status = 'open' AND assignee_id IS NULL",
+    )
+    .bind(agent_id)
+    .bind(now_ms())
+    .bind(conversation_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(None);
+    }
+    let record = get_conversation(&mut *tx, conversation_id)
+        .await?
+        .ok_or_else(|| sqlx::Error::Protocol("conversation vanished".into()))?;
+    super::audit::record(
+        &mut *tx,
+        super::audit::Entry {
+            workspace_id: &record.workspace_id,
+            actor_id: None,
+            action: "conversation.assigned",
+            target_type: "conversation",
+            target_id: conversation_id,
+            details: serde_json::json!({"from": null, "to": agent_id, "reason": reason}),
+        },
+    )
+    .await?;
+    Ok(Some(record))
 }
 
 /// Read an inbox's routing pool (its members, or those of its routing team who are also

@@ -21,6 +21,7 @@ pub mod uploads;
 pub mod users;
 pub mod visitors;
 pub mod workspaces;
+mod write;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -33,11 +34,23 @@ use sqlx::{AnyPool, ConnectOptions as _, Executor as _};
 
 use crate::config::{DatabaseKind, Settings};
 
-/// A connection pool to the configured database.
+/// The configured database: a pool for writes (and for reads that must see a write in
+/// the same flow) and a pool for reads that may run beside the writes.
+///
+/// On SQLite every write goes through **one** connection. SQLite has one writer at a
+/// time anyway; with several connections the losers of a race wait in SQLite's busy
+/// handler, which sleeps in steps of up to 100 ms (and a deferred transaction that tries
+/// to upgrade to a writer fails at once with `SQLITE_BUSY`). One connection turns that
+/// into a FIFO queue in the pool, with no sleeping and no busy errors. The reader pool
+/// (`database.max_connections` connections, `PRAGMA query_only`) reads the WAL snapshot
+/// of the last commit concurrently. On PostgreSQL both are the same pool.
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    reader: AnyPool,
     kind: DatabaseKind,
+    /// SQLite: the group commit in front of the writer connection (see [`Db::write`]).
+    queue: Option<write::WriteQueue>,
 }
 
 impl std::fmt::Debug for Db {
@@ -68,32 +81,74 @@ impl Db {
             .context("database.url: cannot parse")?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
-        let mut pool_options = AnyPoolOptions::new()
-            .max_connections(settings.database.max_connections)
-            .acquire_timeout(Duration::from_secs(10));
-        if kind == DatabaseKind::Sqlite {
-            let pragmas = match settings.database.sqlite_synchronous {
-                crate::config::SqliteSynchronous::Full => {
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
-                }
-                crate::config::SqliteSynchronous::Normal => {
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
-                }
-            };
-            pool_options = pool_options.after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    conn.execute(pragmas).await?;
-                    Ok(())
-                })
+        let max = settings.database.max_connections;
+        if kind == DatabaseKind::Postgres {
+            let pool = AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .with_context(|| format!("connecting to the {kind:?} database"))?;
+            return Ok(Self {
+                reader: pool.clone(),
+                pool,
+                kind,
+                queue: None,
             });
         }
-        let pool = pool_options
-            .connect_with(options)
+        let writer_pragmas = match settings.database.sqlite_synchronous {
+            crate::config::SqliteSynchronous::Full => {
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+            }
+            crate::config::SqliteSynchronous::Normal => {
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;"
+            }
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(writer_pragmas).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("connecting to the {kind:?} database"))?;
-        Ok(Self { pool, kind })
+        if sqlite_parent_dir(&url).is_none() && url.contains(":memory:") {
+            // Each connection to `:memory:` is its own database: one pool only.
+            return Ok(Self {
+                reader: pool.clone(),
+                queue: Some(write::WriteQueue::start(pool.clone())),
+                pool,
+                kind,
+            });
+        }
+        let reader = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                         PRAGMA query_only = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connecting to the {kind:?} database (readers)"))?;
+        Ok(Self {
+            queue: Some(write::WriteQueue::start(pool.clone())),
+            pool,
+            reader,
+            kind,
+        })
     }
 
     /// Apply pending migrations; a no-op when there are none.
@@ -109,9 +164,17 @@ impl Db {
         Ok(())
     }
 
-    /// The pool, for the store modules.
+    /// The pool for writes, and for reads that must see this flow's own writes. On
+    /// SQLite it has one connection: never hold one of its connections (or a
+    /// transaction) while acquiring another.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for reads that may run beside the writes (the last committed state). On
+    /// SQLite its connections are `query_only`: a write through it fails.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
     }
 
     /// Which backend this is.
@@ -128,6 +191,7 @@ impl Db {
     /// Close every connection (at shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.reader.close().await;
     }
 }
 

@@ -1170,7 +1170,11 @@ async fn the_audit_log_records_each_admin_change_newest_first(b: Backend) {
         .find(|e| e["action"] == "user.updated")
         .expect("user.updated");
     assert_eq!(updated["details"]["name"], json!(["bob@acme.test", "Bob"]));
-    let times: Vec<String> = log.iter().map(|e| s(e, "created_at")).collect();
+    // As instants: RFC 3339 strings with varying fraction digits do not sort as text.
+    let times: Vec<chrono::DateTime<chrono::Utc>> = log
+        .iter()
+        .map(|e| s(e, "created_at").parse().expect("RFC 3339 created_at"))
+        .collect();
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(times, sorted, "newest first");
