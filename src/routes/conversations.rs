@@ -5,9 +5,7 @@
 use actix_web::{HttpResponse, get, post, web};
 use parley_actors::engine::EngineError;
 use parley_actors::engine::conversation::{InjectFault, Post};
-use parley_actors::engine::events::WsEvent;
 use parley_actors::engine::hub::GetConversation;
-use parley_actors::engine::workspace_topic;
 use parley_actors::protocol::{
     Channel, ConversationEvent, ConversationObject, ConversationStatus, MessageObject, Participant,
     ParticipantKind, SendKind,
@@ -370,19 +368,13 @@ pub async fn post_message(
 
 /// Tell every node's consoles (and the visitor) what happened to a conversation.
 async fn announce(state: &AppState, event: ConversationEvent, record: &ConversationRecord) {
-    let payload = serde_json::to_string(&WsEvent::Conversation {
+    parley_actors::engine::announce_conversation(
+        &state.engine.backplane,
+        &record.workspace_id,
         event,
-        conversation: record.to_object(),
-    })
-    .unwrap_or_default();
-    if let Err(e) = state
-        .engine
-        .backplane
-        .publish(&workspace_topic(&record.workspace_id), payload.into())
-        .await
-    {
-        tracing::warn!(error = %e, "Could not announce a conversation change");
-    }
+        record.to_object(),
+    )
+    .await;
 }
 
 /// Who to assign.

@@ -14,8 +14,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, get, post, web};
-use parley_actors::engine::events::WsEvent;
-use parley_actors::engine::{presence_key, workspace_topic};
+use parley_actors::engine::presence_key;
 use parley_actors::protocol::{ConversationEvent, ConversationObject, ConversationStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -607,19 +606,13 @@ pub async fn end_conversation(
     .await?;
     tx.commit().await?;
     record.status = ConversationStatus::Closed;
-    let payload = serde_json::to_string(&WsEvent::Conversation {
-        event: ConversationEvent::Closed,
-        conversation: record.to_object(),
-    })
-    .unwrap_or_default();
-    if let Err(e) = state
-        .engine
-        .backplane
-        .publish(&workspace_topic(&record.workspace_id), payload.into())
-        .await
-    {
-        tracing::warn!(error = %e, "Could not announce a conversation change");
-    }
+    parley_actors::engine::announce_conversation(
+        &state.engine.backplane,
+        &record.workspace_id,
+        ConversationEvent::Closed,
+        record.to_object(),
+    )
+    .await;
     state
         .engine
         .resync_routing(&record.workspace_id, &record.inbox_id);

@@ -32,6 +32,7 @@ use std::time::Duration;
 use actix::Addr;
 
 use crate::backplane::SharedBackplane;
+use crate::protocol;
 use crate::store::SharedStore;
 
 /// Tunables of the engine, with defaults that suit a laptop and a test alike.
@@ -181,9 +182,43 @@ pub fn conversation_topic(id: &str) -> String {
     format!("conv:{id}")
 }
 
-/// The backplane topic of a workspace's events (conversations, presence).
+/// The backplane topic of a workspace's events for its agents (conversations,
+/// presence, mentions, membership). Visitor sessions do not listen to it: each would
+/// decode every event of the workspace (a burst of N arrivals would cost N² decodes).
 pub fn workspace_topic(id: &str) -> String {
     format!("ws:{id}")
+}
+
+/// The backplane topic of one contact's conversation events (assigned, closed,
+/// reopened), which their visitor sessions listen to.
+pub fn contact_topic(contact_id: &str) -> String {
+    format!("contact:{contact_id}")
+}
+
+/// Tell every node what happened to a conversation: the workspace's agents, and (except
+/// for `created`, which the visitor learns from their own `send`) the contact's visitor
+/// sessions. Failures are logged: an event is a notification, the store has the truth.
+pub async fn announce_conversation(
+    backplane: &SharedBackplane,
+    workspace_id: &str,
+    event: protocol::ConversationEvent,
+    conversation: protocol::ConversationObject,
+) {
+    let contact = (event != protocol::ConversationEvent::Created)
+        .then(|| contact_topic(&conversation.contact_id));
+    let workspace = workspace_topic(workspace_id);
+    let payload: crate::backplane::Payload =
+        serde_json::to_string(&events::WsEvent::Conversation {
+            event,
+            conversation,
+        })
+        .unwrap_or_default()
+        .into();
+    for topic in std::iter::once(workspace).chain(contact) {
+        if let Err(e) = backplane.publish(&topic, payload.clone()).await {
+            tracing::warn!(%topic, error = %e, "Could not announce a conversation change");
+        }
+    }
 }
 
 /// The ephemeral set of a conversation's viewers (members `user_id\tname\tsession`).

@@ -225,11 +225,13 @@ impl Router {
             for record in &returned {
                 metrics::counter!("parley_assignments_total", "reason" => "returned_offline")
                     .increment(1);
-                let event = WsEvent::Conversation {
-                    event: ConversationEvent::Assigned,
-                    conversation: record.to_object(),
-                };
-                publish(&backplane, &workspace_topic(&ws), &event).await;
+                super::announce_conversation(
+                    &backplane,
+                    &ws,
+                    ConversationEvent::Assigned,
+                    record.to_object(),
+                )
+                .await;
             }
             (!returned.is_empty()).then_some(())
         }
@@ -443,11 +445,13 @@ async fn apply(
                 }
                 metrics::histogram!("parley_routing_step_seconds")
                     .record(started.elapsed().as_secs_f64());
-                let event = WsEvent::Conversation {
-                    event: ConversationEvent::Assigned,
-                    conversation: record.to_object(),
-                };
-                publish(backplane, &workspace_topic(workspace_id), &event).await;
+                super::announce_conversation(
+                    backplane,
+                    workspace_id,
+                    ConversationEvent::Assigned,
+                    record.to_object(),
+                )
+                .await;
             }
             // Closed or assigned by hand in the meantime: the load counted for it is
             // wrong, so the state is re-read from the store.

@@ -913,10 +913,12 @@ impl Actor for Session {
         ctx.add_stream(tokio_stream::wrappers::WatchStream::new(
             self.engine.shutdown.subscribe(),
         ));
-        let rx = self
-            .engine
-            .backplane
-            .subscribe(&workspace_topic(self.workspace_id()));
+        // Agents hear the whole workspace; a visitor only their own contact's events.
+        let topic = match &self.peer {
+            Peer::Agent { workspace_id, .. } => workspace_topic(workspace_id),
+            Peer::Visitor { contact_id, .. } => super::contact_topic(contact_id),
+        };
+        let rx = self.engine.backplane.subscribe(&topic);
         ctx.add_stream(BroadcastStream::new(rx));
         match &self.peer {
             Peer::Agent { .. } => {
