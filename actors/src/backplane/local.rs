@@ -15,7 +15,8 @@ use tokio::sync::broadcast;
 
 use super::{Backplane, BackplaneError, Payload, Subscription};
 
-/// Events a subscriber may fall behind by before it sees `RecvError::Lagged`.
+/// Events a subscriber may fall behind by before it sees `RecvError::Lagged`, for a
+/// topic [`super::topic_capacity`] does not size otherwise.
 pub const DEFAULT_TOPIC_CAPACITY: usize = 1024;
 
 /// Map size below which the full sweeps never run.
@@ -24,7 +25,8 @@ const MIN_SWEEP_THRESHOLD: usize = 64;
 /// The single-node backplane: publish/subscribe and ephemeral sets in this process.
 #[derive(Debug)]
 pub struct LocalBackplane {
-    capacity: usize,
+    /// `None`: each topic's [`super::topic_capacity`].
+    capacity: Option<usize>,
     topics: Mutex<Sweeping<broadcast::Sender<Payload>>>,
     sets: Mutex<Sweeping<HashMap<String, Instant>>>,
     values: Mutex<HashMap<String, (String, Instant)>>,
@@ -63,15 +65,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LocalBackplane {
-    /// A backplane whose topics buffer [`DEFAULT_TOPIC_CAPACITY`] events per subscriber.
+    /// A backplane whose topics buffer [`super::topic_capacity`] events per subscriber.
     pub fn new() -> Self {
-        Self::with_capacity(DEFAULT_TOPIC_CAPACITY)
+        Self {
+            capacity: None,
+            topics: Mutex::new(Sweeping::new()),
+            sets: Mutex::new(Sweeping::new()),
+            values: Mutex::new(HashMap::new()),
+            resyncs: tokio::sync::watch::channel(0).0,
+        }
     }
 
-    /// A backplane whose topics buffer `capacity` events (at least 1) per subscriber.
+    /// A backplane whose topics all buffer `capacity` events (at least 1) per
+    /// subscriber.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            capacity: capacity.max(1),
+            capacity: Some(capacity.max(1)),
             topics: Mutex::new(Sweeping::new()),
             sets: Mutex::new(Sweeping::new()),
             values: Mutex::new(HashMap::new()),
@@ -110,7 +119,10 @@ impl Backplane for LocalBackplane {
             return sender.subscribe();
         }
         topics.maybe_sweep(|_, sender| sender.receiver_count() > 0);
-        let (sender, receiver) = broadcast::channel(self.capacity);
+        let capacity = self
+            .capacity
+            .unwrap_or_else(|| super::topic_capacity(topic));
+        let (sender, receiver) = broadcast::channel(capacity);
         topics.map.insert(topic.to_owned(), sender);
         receiver
     }
@@ -363,19 +375,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_default_capacity_lags_past_1024_events() {
+    async fn each_topic_lags_past_its_own_capacity() {
         let backplane = LocalBackplane::new();
-        let mut slow = backplane.subscribe("t");
-
-        for i in 0..DEFAULT_TOPIC_CAPACITY + 1 {
-            backplane
-                .publish("t", payload(&i.to_string()))
-                .await
-                .unwrap();
+        for (topic, capacity) in [
+            ("t", DEFAULT_TOPIC_CAPACITY),
+            ("ws:w1", 16_384),
+            ("conv:c1", 256),
+            ("contact:k1", 16),
+        ] {
+            assert_eq!(super::super::topic_capacity(topic), capacity);
+            let mut slow = backplane.subscribe(topic);
+            for i in 0..capacity + 1 {
+                backplane
+                    .publish(topic, payload(&i.to_string()))
+                    .await
+                    .unwrap();
+            }
+            let lagged = timeout(WAIT, slow.recv()).await.unwrap();
+            assert!(
+                matches!(lagged, Err(RecvError::Lagged(1))),
+                "{topic}: {lagged:?}"
+            );
         }
-
-        let lagged = timeout(WAIT, slow.recv()).await.unwrap();
-        assert!(matches!(lagged, Err(RecvError::Lagged(1))), "{lagged:?}");
     }
 
     #[tokio::test]

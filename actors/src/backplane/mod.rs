@@ -24,6 +24,26 @@ pub type Payload = Arc<str>;
 /// the subscriber must resynchronise from the store.
 pub type Subscription = broadcast::Receiver<Payload>;
 
+/// Events one subscriber of `topic` may fall behind by before it sees
+/// `RecvError::Lagged`. A topic's buffer is allocated when its first subscriber comes
+/// (about 48 bytes per slot, shared by the topic's subscribers on this node), so it is
+/// sized by what the topic carries: a workspace's topic carries every conversation
+/// event of a busy workspace to its agents and must absorb a burst of arrivals; a
+/// conversation's topic its messages (a lagging conversation actor reads the store
+/// instead); a contact's topic a handful of events in a conversation's life (one per
+/// visitor session, so it must stay small).
+pub fn topic_capacity(topic: &str) -> usize {
+    if topic.starts_with("ws:") {
+        16_384
+    } else if topic.starts_with("contact:") {
+        16
+    } else if topic.starts_with("conv:") {
+        256
+    } else {
+        1024
+    }
+}
+
 /// Why a backplane call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackplaneError {

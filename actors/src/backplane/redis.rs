@@ -44,7 +44,6 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, sleep, timeout};
 
-use super::local::DEFAULT_TOPIC_CAPACITY;
 use super::{Backplane, BackplaneError, Payload, Subscription};
 
 /// The longest [`RedisBackplane::connect`] waits for Redis before giving up.
@@ -267,7 +266,7 @@ impl RedisBackplane {
         let (receiver, is_new) = match topics.get(topic) {
             Some(sender) => (sender.subscribe(), false),
             None => {
-                let (sender, receiver) = broadcast::channel(DEFAULT_TOPIC_CAPACITY);
+                let (sender, receiver) = broadcast::channel(super::topic_capacity(topic));
                 topics.insert(topic.to_owned(), sender);
                 (receiver, true)
             }

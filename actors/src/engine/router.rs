@@ -426,12 +426,23 @@ async fn apply(
     let mut stale = false;
     // Waits of conversations that had to queue, for the estimate.
     let mut waits = Vec::new();
-    for a in decision.assignments {
+    // Store every assignment of the step at once: on SQLite they share one group commit,
+    // on PostgreSQL they run side by side (the store serialises those of one agent).
+    let stored = futures_util::future::join_all(decision.assignments.iter().map(|a| {
         let capacity = decision.capacities.get(&a.agent_id).copied().flatten();
-        match store
-            .assign_if_unassigned(&a.conversation_id, &a.agent_id, capacity, "round_robin")
-            .await
-        {
+        store.assign_if_unassigned(&a.conversation_id, &a.agent_id, capacity, "round_robin")
+    }))
+    .await;
+    tracing::debug!(
+        inbox_id,
+        assignments = stored.len(),
+        refused = stored.iter().filter(|r| matches!(r, Ok(None))).count(),
+        failed = stored.iter().filter(|r| r.is_err()).count(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Routing step stored"
+    );
+    for (a, result) in decision.assignments.iter().zip(stored) {
+        match result {
             Ok(Some(record)) => {
                 metrics::counter!("parley_assignments_total", "reason" => "round_robin")
                     .increment(1);

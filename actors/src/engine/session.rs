@@ -1042,8 +1042,20 @@ impl Handler<Disconnect> for Session {
 
 impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Session {
     fn handle(&mut self, item: Result<Payload, BroadcastStreamRecvError>, ctx: &mut Context<Self>) {
-        let Ok(payload) = item else {
-            return;
+        let payload = match item {
+            Ok(payload) => payload,
+            Err(BroadcastStreamRecvError::Lagged(n)) => {
+                // Events for this socket were dropped (it fell behind a burst): the
+                // client reloads what it shows when it reconnects, so close as too slow.
+                metrics::counter!("parley_ws_too_slow_total").increment(1);
+                tracing::info!(
+                    session = self.id,
+                    lagged = n,
+                    "Session lagged behind its events; closing so it resumes"
+                );
+                self.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume", ctx);
+                return;
+            }
         };
         if let Ok(event) = serde_json::from_str::<WsEvent>(&payload) {
             self.on_workspace_event(event, ctx);
