@@ -59,37 +59,39 @@ async fn run(pool: sqlx::AnyPool, mut rx: mpsc::UnboundedReceiver<Job>) {
                 continue;
             }
         };
-        if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
-            fail_all(round, &e);
-            continue;
-        }
         let mut completions = Vec::with_capacity(round.len());
         let mut broken: Option<sqlx::Error> = None;
-        for job in round {
+        // Each job runs in its own savepoint. Opening the next one goes in the same
+        // call as closing the last (`RELEASE …; SAVEPOINT …`): every statement is a
+        // round trip to SQLite's worker thread, and the round is serial.
+        let mut open = "BEGIN IMMEDIATE; SAVEPOINT parley_job";
+        let last = round.len().saturating_sub(1);
+        for (i, job) in round.into_iter().enumerate() {
             if broken.is_some() {
                 // A savepoint statement failed: the round cannot go on. Dropping the
                 // job drops its answer channel, so its caller gets an error.
                 drop(job);
                 continue;
             }
-            if let Err(e) = conn.execute("SAVEPOINT parley_job").await {
+            if let Err(e) = conn.execute(open).await {
                 broken = Some(e);
                 continue;
             }
             let (ok, done) = job(&mut conn).await;
             completions.push(done);
-            let end = if ok {
-                "RELEASE parley_job"
-            } else {
-                "ROLLBACK TO parley_job; RELEASE parley_job"
+            open = match (ok, i == last) {
+                (true, false) => "RELEASE parley_job; SAVEPOINT parley_job",
+                (false, false) => {
+                    "ROLLBACK TO parley_job; RELEASE parley_job; SAVEPOINT parley_job"
+                }
+                (true, true) => "RELEASE parley_job; COMMIT",
+                (false, true) => "ROLLBACK TO parley_job; RELEASE parley_job; COMMIT",
             };
-            if let Err(e) = conn.execute(end).await {
-                broken = Some(e);
-            }
         }
+        // The last call releases the last savepoint and commits.
         let outcome = match broken {
             Some(e) => Err(e),
-            None => conn.execute("COMMIT").await.map(|_| ()),
+            None => conn.execute(open).await.map(|_| ()),
         };
         if outcome.is_err() {
             // Leave the connection clean for the next round (a failed COMMIT may leave
@@ -155,5 +157,95 @@ impl Db {
         result
             .await
             .map_err(|_| E::from(sqlx::Error::Protocol("group commit failed".into())))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row as _;
+
+    use super::*;
+    use crate::config::Settings;
+
+    async fn sqlite() -> (Db, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![(
+            "PARLEY__STORAGE__DATA_DIR".to_owned(),
+            dir.path().display().to_string(),
+        )];
+        let db = Db::connect(&Settings::load_with_env(None, env).unwrap())
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        (db, dir)
+    }
+
+    fn insert(db: &Db, k: &'static str, v: i64) -> impl Future<Output = Result<(), sqlx::Error>> {
+        let db = db.clone();
+        async move {
+            db.write(move |c| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO t (k, v) VALUES ($1, $2)")
+                        .bind(k)
+                        .bind(v)
+                        .execute(&mut *c)
+                        .await?;
+                    // A second statement, so a failure after it must undo the first.
+                    sqlx::query("UPDATE t SET v = v + 1 WHERE k = $1")
+                        .bind(k)
+                        .execute(&mut *c)
+                        .await?;
+                    if v < 0 {
+                        return Err(sqlx::Error::Protocol("refused".into()));
+                    }
+                    Ok(())
+                })
+            })
+            .await
+        }
+    }
+
+    async fn rows(db: &Db) -> Vec<(String, i64)> {
+        sqlx::query("SELECT k, v FROM t ORDER BY k")
+            .fetch_all(db.reader())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("k"), r.get("v")))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn jobs_of_one_round_commit_together_and_a_failed_one_leaves_nothing() {
+        let (db, _dir) = sqlite().await;
+        // Queued at once, so they share rounds; the failing one sits in the middle and
+        // the repeated key fails on the primary key after the first "a" committed.
+        let results = futures_util::future::join_all([
+            Box::pin(insert(&db, "a", 1)) as BoxFuture<'_, _>,
+            Box::pin(insert(&db, "b", -1)),
+            Box::pin(insert(&db, "a", 5)),
+            Box::pin(insert(&db, "c", 3)),
+        ])
+        .await;
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(results[1].is_err(), "the refused job fails");
+        assert!(results[2].is_err(), "the duplicate key fails");
+        assert!(results[3].is_ok(), "{:?}", results[3]);
+        // Each successful job kept both statements; the failed ones kept neither.
+        assert_eq!(rows(&db).await, vec![("a".into(), 2), ("c".into(), 4)]);
+    }
+
+    #[tokio::test]
+    async fn the_reader_pool_cannot_write() {
+        let (db, _dir) = sqlite().await;
+        let denied = sqlx::query("INSERT INTO t (k, v) VALUES ('x', 1)")
+            .execute(db.reader())
+            .await;
+        assert!(denied.is_err(), "query_only readers refuse writes");
+        insert(&db, "x", 1).await.unwrap();
+        assert_eq!(rows(&db).await, vec![("x".into(), 2)]);
     }
 }
