@@ -157,6 +157,8 @@ pub struct ConversationActor {
     viewers: Vec<Viewer>,
     last_activity: Instant,
     waiting: Vec<WhenReady>,
+    /// Appends sent to the Writer, delivered in the order they were sent.
+    appends: super::InOrder<(Option<MessageObject>, Option<u64>)>,
 }
 
 impl std::fmt::Debug for ConversationActor {
@@ -197,6 +199,7 @@ impl ConversationActor {
             last_typing_publish: HashMap::new(),
             viewers: Vec::new(),
             last_activity: Instant::now(),
+            appends: super::InOrder::default(),
             waiting: Vec::new(),
         }
     }
@@ -587,6 +590,10 @@ impl Actor for ConversationActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // A full mailbox makes `Addr::send` queue the message later, when its request is
+        // polled, which could reorder a session's pipelined posts. Sessions bound what
+        // they have in flight instead.
+        ctx.set_mailbox_capacity(usize::MAX);
         metrics::gauge!("parley_conversation_actors").increment(1.0);
         self.rehydrate(ctx);
         // Events published while the backplane was unreachable never arrive: read the
@@ -618,6 +625,9 @@ impl Supervised for ConversationActor {
         self.early.clear();
         self.gap_timer = None;
         self.typing.clear();
+        // Appends in flight were dropped with the old context (their senders get a
+        // mailbox error and retry); what they stored arrives through the catch-up.
+        self.appends = super::InOrder::default();
         for sub in self.subs.values_mut() {
             sub.catching_up = true;
         }
@@ -774,23 +784,33 @@ impl Handler<Post> for ConversationActor {
         if let Some(record) = &self.record {
             msg.message.channel = record.channel;
         }
-        let writer = self.writer.clone();
         let origin = msg.origin;
+        // Queued with the Writer now, not when the future is first polled: appends leave
+        // in the order they arrived (a session may have several in flight).
+        let request = self.writer.send(Append {
+            message: msg.message,
+        });
+        let ticket = self.appends.start();
         Box::pin(
             async move {
-                writer
-                    .send(Append {
-                        message: msg.message,
-                    })
+                request
                     .await
                     .map_err(|e| EngineError::Unavailable(e.to_string()))?
             }
             .into_actor(self)
             .map(move |result, act, ctx| {
-                if let Ok(Appended::New(m)) = &result {
-                    act.publish(&ConvEvent::Message { message: m.clone() });
-                    act.publish_mentions(m);
-                    act.on_message(m.clone(), origin, ctx);
+                // Deliver in the order the appends were sent (= seq order), whatever
+                // order their futures are polled in.
+                let stored = match &result {
+                    Ok(Appended::New(m)) => Some(m.clone()),
+                    _ => None,
+                };
+                for (m, origin) in act.appends.finish(ticket, (stored, origin)) {
+                    if let Some(m) = m {
+                        act.publish(&ConvEvent::Message { message: m.clone() });
+                        act.publish_mentions(&m);
+                        act.on_message(m, origin, ctx);
+                    }
                 }
                 if let Ok(Appended::NoConversation) = &result {
                     return Err(EngineError::NotFound);

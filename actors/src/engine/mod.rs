@@ -177,6 +177,51 @@ pub enum EngineError {
     Unavailable(String),
 }
 
+/// Results of work started in order (tickets), handed on in the same order whatever
+/// order they finish in. Actix polls an actor's spawned futures in no set order, so a
+/// session with several posts in flight (and a conversation with several appends) uses
+/// this to answer, and deliver, in the order the work was started.
+#[derive(Debug)]
+pub(crate) struct InOrder<T> {
+    next: u64,
+    first_open: u64,
+    ready: std::collections::BTreeMap<u64, T>,
+}
+
+impl<T> Default for InOrder<T> {
+    fn default() -> Self {
+        Self {
+            next: 0,
+            first_open: 0,
+            ready: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> InOrder<T> {
+    /// A ticket for work starting now.
+    pub(crate) fn start(&mut self) -> u64 {
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// Ticket `ticket` finished with `value`: everything now ready in ticket order.
+    pub(crate) fn finish(&mut self, ticket: u64, value: T) -> Vec<T> {
+        self.ready.insert(ticket, value);
+        let mut out = Vec::new();
+        while let Some(v) = self.ready.remove(&self.first_open) {
+            out.push(v);
+            self.first_open += 1;
+        }
+        out
+    }
+
+    /// Work started and not yet handed on.
+    pub(crate) fn len(&self) -> usize {
+        usize::try_from(self.next - self.first_open).unwrap_or(usize::MAX)
+    }
+}
+
 /// The backplane topic of a conversation's events.
 pub fn conversation_topic(id: &str) -> String {
     format!("conv:{id}")
@@ -234,4 +279,27 @@ pub fn online_key(workspace_id: &str) -> String {
 /// The ephemeral set of a user's sessions (members `session\tstatus`).
 pub fn presence_key(workspace_id: &str, user_id: &str) -> String {
     format!("presence:{workspace_id}:{user_id}")
+}
+
+#[cfg(test)]
+mod in_order_tests {
+    use proptest::prelude::*;
+
+    use super::InOrder;
+
+    proptest! {
+        /// Whatever order work finishes in, results come out once each, in start order.
+        #[test]
+        fn results_leave_in_start_order(order in Just((0..40u64).collect::<Vec<_>>()).prop_shuffle()) {
+            let mut q = InOrder::default();
+            let tickets: Vec<u64> = (0..40).map(|_| q.start()).collect();
+            prop_assert_eq!(q.len(), 40);
+            let mut out = Vec::new();
+            for i in order {
+                out.extend(q.finish(tickets[i as usize], i));
+            }
+            prop_assert_eq!(out, (0..40).collect::<Vec<_>>());
+            prop_assert_eq!(q.len(), 0);
+        }
+    }
 }

@@ -32,6 +32,11 @@ use crate::store::{Appended, ConversationRecord, NewConversation, NewMessage};
 
 /// Close code: the client fell too far behind; reconnect and `resume`.
 pub const CLOSE_TOO_SLOW: u16 = 4008;
+
+/// Posts one socket may have waiting for their commits at once. A socket that sends
+/// faster than its messages commit has them batched together (instead of one commit
+/// per message); past this many, the session reads no further frame until one is done.
+const MAX_IN_FLIGHT: usize = 32;
 /// Close code: the server is shutting down; reconnect (to any node) and `resume`.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code: no pong within the heartbeat timeout.
@@ -101,6 +106,13 @@ pub struct Inbound {
 #[rtype(result = "()")]
 pub struct Disconnect;
 
+/// A post's result, with what its answer needs (`client_id`, `ref`).
+type PostOutcome = (
+    Result<Result<Appended, EngineError>, actix::MailboxError>,
+    String,
+    Option<String>,
+);
+
 /// One socket's session.
 pub struct Session {
     id: u64,
@@ -113,6 +125,8 @@ pub struct Session {
     status: PresenceStatus,
     known_presence: HashMap<String, PresenceState>,
     closed: bool,
+    /// Posts waiting for their commits (see [`MAX_IN_FLIGHT`]), answered in order.
+    posts: super::InOrder<PostOutcome>,
 }
 
 impl std::fmt::Debug for Session {
@@ -137,6 +151,7 @@ impl Session {
             status: PresenceStatus::Online,
             known_presence: HashMap::new(),
             closed: false,
+            posts: super::InOrder::default(),
         }
     }
 
@@ -530,55 +545,84 @@ impl Session {
             move |act, addr, ctx| {
                 message.conversation_id = conversation_id;
                 let client_id = message.client_id.clone().unwrap_or_default();
-                async move { addr.send(Post { message, origin }).await }
-                    .into_actor(act)
-                    .map(move |result, act, ctx| match result {
-                        Ok(Ok(Appended::New(m))) if m.seq == 1 => {
-                            // A visitor's first message: the conversation is theirs and
-                            // they listen to it now, so it can be routed (and its queue
-                            // position reach them).
-                            if let Peer::Visitor {
-                                workspace_id,
-                                inbox_id,
-                                ..
-                            } = &act.peer
+                // Queued with the conversation now, so posts keep their order while up
+                // to MAX_IN_FLIGHT of them wait for their commits together.
+                let request = addr.send(Post { message, origin });
+                let ticket = act.posts.start();
+                let pending =
+                    async move { request.await }
+                        .into_actor(act)
+                        .map(move |result, act, ctx| {
+                            // Answers leave in the order the frames came.
+                            for (result, client_id, r#ref) in
+                                act.posts.finish(ticket, (result, client_id, r#ref))
                             {
-                                act.engine.router.do_send(super::router::Arrived {
-                                    workspace_id: workspace_id.clone(),
-                                    inbox_id: inbox_id.clone(),
-                                    conversation_id: m.conversation_id.clone(),
-                                });
+                                act.on_posted(result, client_id, r#ref, ctx);
                             }
-                            act.send_frame(
-                                &ServerFrame::Ack {
-                                    client_id,
-                                    conversation_id: m.conversation_id,
-                                    id: m.id,
-                                    seq: m.seq,
-                                },
-                                ctx,
-                            );
-                        }
-                        Ok(Ok(Appended::New(m) | Appended::Duplicate(m))) => {
-                            act.send_frame(
-                                &ServerFrame::Ack {
-                                    client_id,
-                                    conversation_id: m.conversation_id,
-                                    id: m.id,
-                                    seq: m.seq,
-                                },
-                                ctx,
-                            );
-                        }
-                        Ok(Ok(Appended::NoConversation)) | Ok(Err(EngineError::NotFound)) => {
-                            act.error(ErrorCode::NotFound, "no such conversation", r#ref, ctx)
-                        }
-                        Ok(Err(e)) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
-                        Err(e) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
-                    })
-                    .wait(ctx);
+                        });
+                if act.posts.len() >= MAX_IN_FLIGHT {
+                    // Backpressure: read no further frame until this one is stored.
+                    pending.wait(ctx);
+                } else {
+                    pending.spawn(ctx);
+                }
             },
         );
+    }
+
+    /// Answer a post: ack (and route a visitor's first message), or an error frame.
+    fn on_posted(
+        &mut self,
+        result: Result<Result<Appended, EngineError>, actix::MailboxError>,
+        client_id: String,
+        r#ref: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let act = self;
+        match result {
+            Ok(Ok(Appended::New(m))) if m.seq == 1 => {
+                // A visitor's first message: the conversation is theirs and
+                // they listen to it now, so it can be routed (and its queue
+                // position reach them).
+                if let Peer::Visitor {
+                    workspace_id,
+                    inbox_id,
+                    ..
+                } = &act.peer
+                {
+                    act.engine.router.do_send(super::router::Arrived {
+                        workspace_id: workspace_id.clone(),
+                        inbox_id: inbox_id.clone(),
+                        conversation_id: m.conversation_id.clone(),
+                    });
+                }
+                act.send_frame(
+                    &ServerFrame::Ack {
+                        client_id,
+                        conversation_id: m.conversation_id,
+                        id: m.id,
+                        seq: m.seq,
+                    },
+                    ctx,
+                );
+            }
+            Ok(Ok(Appended::New(m) | Appended::Duplicate(m))) => {
+                act.send_frame(
+                    &ServerFrame::Ack {
+                        client_id,
+                        conversation_id: m.conversation_id,
+                        id: m.id,
+                        seq: m.seq,
+                    },
+                    ctx,
+                );
+            }
+            Ok(Ok(Appended::NoConversation)) | Ok(Err(EngineError::NotFound)) => {
+                act.error(ErrorCode::NotFound, "no such conversation", r#ref, ctx)
+            }
+            Ok(Err(e)) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
+            Err(e) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
+        }
     }
 
     fn viewer_member(&self) -> String {

@@ -140,6 +140,12 @@ impl Writer {
 
 impl Actor for Writer {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Appends must enter in the order they were sent (see `Handler<Post>`); the
+        // writer bounds its own backlog (`MAX_PENDING`).
+        ctx.set_mailbox_capacity(usize::MAX);
+    }
 }
 
 impl Supervised for Writer {
