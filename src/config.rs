@@ -72,8 +72,11 @@ pub enum OfflineActionSetting {
 pub struct EngineSettings {
     /// Longest message body, in characters.
     pub max_body_chars: usize,
-    /// Outbound frames queued per socket before a slow client is closed.
+    /// Outbound frames queued per visitor socket before a slow client is closed.
     pub outbound_queue: usize,
+    /// The same for an agent socket, which also carries its workspace's conversation
+    /// events (a burst of arrivals sends each agent two frames per new conversation).
+    pub agent_outbound_queue: usize,
     /// Messages per second per visitor.
     pub visitor_messages_per_sec: u32,
     /// WebSocket connects and widget sessions per client IP per minute.
@@ -269,12 +272,13 @@ impl Settings {
         let e = &self.engine;
         if e.max_body_chars == 0
             || e.outbound_queue == 0
+            || e.agent_outbound_queue == 0
             || e.visitor_messages_per_sec == 0
             || e.connects_per_ip_per_minute == 0
         {
             return Err(ConfigError(
-                "engine: max_body_chars, outbound_queue, visitor_messages_per_sec and \
-                 connects_per_ip_per_minute must be at least 1"
+                "engine: max_body_chars, outbound_queue, agent_outbound_queue, \
+                 visitor_messages_per_sec and connects_per_ip_per_minute must be at least 1"
                     .into(),
             ));
         }

@@ -111,6 +111,7 @@ impl Application {
             EngineConfig {
                 max_body_chars: e.max_body_chars,
                 outbound_queue: e.outbound_queue,
+                agent_outbound_queue: e.agent_outbound_queue,
                 idle_passivate: Duration::from_secs(e.idle_passivate_secs),
                 typing_ttl: Duration::from_secs(e.typing_ttl_secs),
                 presence_ttl: Duration::from_secs(e.presence_ttl_secs),

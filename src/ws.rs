@@ -141,7 +141,11 @@ fn bridge(
         .max_frame_size(MAX_FRAME_BYTES)
         .aggregate_continuations()
         .max_continuation_size(MAX_FRAME_BYTES);
-    let (tx, rx) = mpsc::channel(state.engine.config.outbound_queue.max(1));
+    let queue = match peer {
+        Peer::Agent { .. } => state.engine.config.agent_outbound_queue,
+        Peer::Visitor { .. } => state.engine.config.outbound_queue,
+    };
+    let (tx, rx) = mpsc::channel(queue.max(1));
     let (kill, mut killed) = tokio::sync::watch::channel(None::<(u16, String)>);
     let kill = std::sync::Arc::new(kill);
     let addr = Session::new(state.engine.clone(), peer, tx.clone(), kill.clone()).start();

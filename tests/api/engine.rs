@@ -917,7 +917,7 @@ async fn too_many_connections_from_one_address_get_429(b: Backend) {
 
 async fn a_client_that_cannot_keep_up_is_closed_with_4008(b: Backend) {
     let (_env, app, _admin, agent, chat) =
-        setup(b, &[("PARLEY__ENGINE__OUTBOUND_QUEUE", "2")]).await;
+        setup(b, &[("PARLEY__ENGINE__AGENT_OUTBOUND_QUEUE", "2")]).await;
     let mut visitor = app.visitor(&chat).await;
     let (conv, _) = first_message(&mut visitor.ws, "hi").await;
     // The agent's console subscribes and then stops reading.

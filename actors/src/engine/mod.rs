@@ -40,8 +40,11 @@ use crate::store::SharedStore;
 pub struct EngineConfig {
     /// Longest message body, in characters.
     pub max_body_chars: usize,
-    /// Frames a socket's outbound queue holds before the client is told to resume.
+    /// Frames a visitor socket's outbound queue holds before the client is told to
+    /// resume.
     pub outbound_queue: usize,
+    /// The same for an agent socket (it also carries the workspace's events).
+    pub agent_outbound_queue: usize,
     /// A conversation actor with no subscriber passivates after this long.
     pub idle_passivate: Duration,
     /// Typing indicators expire after this long without a refresh.
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
         Self {
             max_body_chars: 10_000,
             outbound_queue: 1024,
+            agent_outbound_queue: 16_384,
             idle_passivate: Duration::from_secs(60),
             typing_ttl: Duration::from_secs(6),
             presence_ttl: Duration::from_secs(30),
