@@ -593,7 +593,7 @@ impl Actor for ConversationActor {
         // A full mailbox makes `Addr::send` queue the message later, when its request is
         // polled, which could reorder a session's pipelined posts. Sessions bound what
         // they have in flight instead.
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(super::UNBOUNDED_MAILBOX);
         metrics::gauge!("parley_conversation_actors").increment(1.0);
         self.rehydrate(ctx);
         // Events published while the backplane was unreachable never arrive: read the

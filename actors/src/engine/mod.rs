@@ -181,6 +181,12 @@ pub enum EngineError {
     Unavailable(String),
 }
 
+/// A mailbox capacity no sender reaches in practice (actix allocates nothing up front;
+/// `usize::MAX` overflows its bookkeeping). For mailboxes whose order must be the order
+/// `Addr::send` was called in: a full mailbox queues a message only when its request is
+/// polled.
+pub(crate) const UNBOUNDED_MAILBOX: usize = 1 << 24;
+
 /// Results of work started in order (tickets), handed on in the same order whatever
 /// order they finish in. Actix polls an actor's spawned futures in no set order, so a
 /// session with several posts in flight (and a conversation with several appends) uses

@@ -144,7 +144,7 @@ impl Actor for Writer {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Appends must enter in the order they were sent (see `Handler<Post>`); the
         // writer bounds its own backlog (`MAX_PENDING`).
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(super::UNBOUNDED_MAILBOX);
     }
 }
 
