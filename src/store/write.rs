@@ -162,6 +162,8 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use sqlx::Row as _;
 
     use super::*;

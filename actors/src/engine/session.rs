@@ -549,17 +549,14 @@ impl Session {
                 // to MAX_IN_FLIGHT of them wait for their commits together.
                 let request = addr.send(Post { message, origin });
                 let ticket = act.posts.start();
-                let pending =
-                    async move { request.await }
-                        .into_actor(act)
-                        .map(move |result, act, ctx| {
-                            // Answers leave in the order the frames came.
-                            for (result, client_id, r#ref) in
-                                act.posts.finish(ticket, (result, client_id, r#ref))
-                            {
-                                act.on_posted(result, client_id, r#ref, ctx);
-                            }
-                        });
+                let pending = request.into_actor(act).map(move |result, act, ctx| {
+                    // Answers leave in the order the frames came.
+                    for (result, client_id, r#ref) in
+                        act.posts.finish(ticket, (result, client_id, r#ref))
+                    {
+                        act.on_posted(result, client_id, r#ref, ctx);
+                    }
+                });
                 if act.posts.len() >= MAX_IN_FLIGHT {
                     // Backpressure: read no further frame until this one is stored.
                     pending.wait(ctx);
