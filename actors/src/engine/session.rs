@@ -955,12 +955,41 @@ impl Actor for Session {
             self.engine.shutdown.subscribe(),
         ));
         // Agents hear the whole workspace; a visitor only their own contact's events.
-        let topic = match &self.peer {
-            Peer::Agent { workspace_id, .. } => workspace_topic(workspace_id),
-            Peer::Visitor { contact_id, .. } => super::contact_topic(contact_id),
-        };
-        let rx = self.engine.backplane.subscribe(&topic);
-        ctx.add_stream(BroadcastStream::new(rx));
+        match &self.peer {
+            Peer::Agent { workspace_id, .. } => {
+                // A task drains the workspace's topic into the mailbox: while the session
+                // waits on something (`ctx.wait`, e.g. a `resume`'s subscribe), a stream
+                // would stop being read and a burst of arrivals would overrun the topic's
+                // buffer. Mailbox messages sent with `do_send` wait their turn instead.
+                let mut rx = self
+                    .engine
+                    .backplane
+                    .subscribe(&workspace_topic(workspace_id));
+                let addr = ctx.address();
+                actix::spawn(async move {
+                    loop {
+                        let item = match rx.recv().await {
+                            Ok(payload) => Ok(payload),
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                                Err(BroadcastStreamRecvError::Lagged(n))
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        };
+                        if !addr.connected() {
+                            break;
+                        }
+                        addr.do_send(WorkspaceEvent(item));
+                    }
+                });
+            }
+            Peer::Visitor { contact_id, .. } => {
+                let rx = self
+                    .engine
+                    .backplane
+                    .subscribe(&super::contact_topic(contact_id));
+                ctx.add_stream(BroadcastStream::new(rx));
+            }
+        }
         match &self.peer {
             Peer::Agent { .. } => {
                 self.refresh_presence(ctx);
@@ -1078,6 +1107,19 @@ impl Handler<Disconnect> for Session {
     fn handle(&mut self, _: Disconnect, ctx: &mut Context<Self>) {
         self.closed = true;
         ctx.stop();
+    }
+}
+
+/// An agent session's workspace event, forwarded from its topic (see `started`).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WorkspaceEvent(Result<Payload, BroadcastStreamRecvError>);
+
+impl Handler<WorkspaceEvent> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkspaceEvent, ctx: &mut Context<Self>) {
+        StreamHandler::handle(self, msg.0, ctx);
     }
 }
 
