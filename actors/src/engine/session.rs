@@ -25,8 +25,8 @@ use super::hub::GetConversation;
 use super::{Engine, EngineError, online_key, presence_key, viewers_key, workspace_topic};
 use crate::backplane::Payload;
 use crate::protocol::{
-    Attachment, Channel, ClientFrame, ConversationEvent, ErrorCode, Participant, ParticipantKind,
-    PresenceState, PresenceStatus, SendKind, ServerFrame, parse_client_frame,
+    Attachment, Channel, ClientFrame, ConversationEvent, ErrorCode, MessageObject, Participant,
+    ParticipantKind, PresenceState, PresenceStatus, SendKind, ServerFrame, parse_client_frame,
 };
 use crate::store::{Appended, ConversationRecord, NewConversation, NewMessage};
 
@@ -578,9 +578,8 @@ impl Session {
         let act = self;
         match result {
             Ok(Ok(Appended::New(m))) if m.seq == 1 => {
-                // A visitor's first message: the conversation is theirs and
-                // they listen to it now, so it can be routed (and its queue
-                // position reach them).
+                // A visitor's first message: the conversation is theirs and they listen
+                // to it now, so it can be routed (and its queue position reach them).
                 if let Peer::Visitor {
                     workspace_id,
                     inbox_id,
@@ -593,33 +592,27 @@ impl Session {
                         conversation_id: m.conversation_id.clone(),
                     });
                 }
-                act.send_frame(
-                    &ServerFrame::Ack {
-                        client_id,
-                        conversation_id: m.conversation_id,
-                        id: m.id,
-                        seq: m.seq,
-                    },
-                    ctx,
-                );
+                act.ack(client_id, m, ctx);
             }
-            Ok(Ok(Appended::New(m) | Appended::Duplicate(m))) => {
-                act.send_frame(
-                    &ServerFrame::Ack {
-                        client_id,
-                        conversation_id: m.conversation_id,
-                        id: m.id,
-                        seq: m.seq,
-                    },
-                    ctx,
-                );
-            }
+            Ok(Ok(Appended::New(m) | Appended::Duplicate(m))) => act.ack(client_id, m, ctx),
             Ok(Ok(Appended::NoConversation)) | Ok(Err(EngineError::NotFound)) => {
                 act.error(ErrorCode::NotFound, "no such conversation", r#ref, ctx)
             }
             Ok(Err(e)) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
             Err(e) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
         }
+    }
+
+    fn ack(&mut self, client_id: String, m: MessageObject, ctx: &mut Context<Self>) {
+        self.send_frame(
+            &ServerFrame::Ack {
+                client_id,
+                conversation_id: m.conversation_id,
+                id: m.id,
+                seq: m.seq,
+            },
+            ctx,
+        );
     }
 
     fn viewer_member(&self) -> String {
