@@ -21,7 +21,6 @@ use sqlx::{AnyConnection, Executor as _};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Db;
-use crate::config::DatabaseKind;
 
 /// The most jobs one round commits together.
 const MAX_ROUND: usize = 512;
@@ -126,10 +125,8 @@ impl Db {
         E: From<sqlx::Error> + Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
     {
-        let Some(queue) = (self.kind() == DatabaseKind::Sqlite)
-            .then_some(self.queue.as_ref())
-            .flatten()
-        else {
+        // Only SQLite has a queue.
+        let Some(queue) = &self.queue else {
             let mut tx = self.pool().begin().await?;
             let value = f(&mut tx).await?;
             tx.commit().await?;

@@ -221,15 +221,24 @@ impl Session {
         match self.out.try_send(Outbound::Text(frame)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!("parley_ws_too_slow_total").increment(1);
-                tracing::info!(session = self.id, "Client too slow; closing so it resumes");
-                self.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume", ctx);
+                self.close_too_slow("its outbound queue is full", ctx);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 self.closed = true;
                 ctx.stop();
             }
         }
+    }
+
+    /// Close with 4008: the client reconnects and resumes (counted, and logged with why).
+    fn close_too_slow(&mut self, why: &str, ctx: &mut Context<Self>) {
+        metrics::counter!("parley_ws_too_slow_total").increment(1);
+        tracing::info!(
+            session = self.id,
+            why,
+            "Client too slow; closing so it resumes"
+        );
+        self.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume", ctx);
     }
 
     fn send_frame(&mut self, frame: &ServerFrame, ctx: &mut Context<Self>) {
@@ -477,18 +486,17 @@ impl Session {
         };
         let store = self.engine.store.clone();
         let backplane = self.engine.backplane.clone();
-        let topic = workspace_topic(workspace_id);
+        let workspace_id = workspace_id.clone();
         let r#ref = message.client_id.clone();
         async move {
             let record = store.create_conversation(new).await?;
-            let event = WsEvent::Conversation {
-                event: ConversationEvent::Created,
-                conversation: record.to_object(),
-            };
-            let payload: Payload = serde_json::to_string(&event).unwrap_or_default().into();
-            if let Err(e) = backplane.publish(&topic, payload).await {
-                tracing::warn!(error = %e, "Could not announce a new conversation");
-            }
+            super::announce_conversation(
+                &backplane,
+                &workspace_id,
+                ConversationEvent::Created,
+                record.to_object(),
+            )
+            .await;
             Ok::<_, crate::store::StoreError>(record)
         }
         .into_actor(self)
@@ -1123,13 +1131,7 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Session {
             Err(BroadcastStreamRecvError::Lagged(n)) => {
                 // Events for this socket were dropped (it fell behind a burst): the
                 // client reloads what it shows when it reconnects, so close as too slow.
-                metrics::counter!("parley_ws_too_slow_total").increment(1);
-                tracing::info!(
-                    session = self.id,
-                    lagged = n,
-                    "Session lagged behind its events; closing so it resumes"
-                );
-                self.close(CLOSE_TOO_SLOW, "too slow: reconnect and resume", ctx);
+                self.close_too_slow(&format!("it fell {n} events behind"), ctx);
                 return;
             }
         };
