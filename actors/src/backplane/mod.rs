@@ -33,16 +33,23 @@ pub type Subscription = broadcast::Receiver<Payload>;
 /// instead); a contact's topic a handful of events in a conversation's life (one per
 /// visitor session, so it must stay small).
 pub fn topic_capacity(topic: &str) -> usize {
-    if topic.starts_with("ws:") {
+    if topic.starts_with(WORKSPACE_TOPIC) {
         16_384
-    } else if topic.starts_with("contact:") {
+    } else if topic.starts_with(CONTACT_TOPIC) {
         16
-    } else if topic.starts_with("conv:") {
+    } else if topic.starts_with(CONVERSATION_TOPIC) {
         256
     } else {
         1024
     }
 }
+
+/// The prefix of a workspace's topic (`engine::workspace_topic`).
+pub const WORKSPACE_TOPIC: &str = "ws:";
+/// The prefix of a conversation's topic (`engine::conversation_topic`).
+pub const CONVERSATION_TOPIC: &str = "conv:";
+/// The prefix of a contact's topic (`engine::contact_topic`).
+pub const CONTACT_TOPIC: &str = "contact:";
 
 /// Why a backplane call failed.
 #[derive(Debug, thiserror::Error)]

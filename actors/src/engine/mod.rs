@@ -234,20 +234,20 @@ impl<T> InOrder<T> {
 
 /// The backplane topic of a conversation's events.
 pub fn conversation_topic(id: &str) -> String {
-    format!("conv:{id}")
+    format!("{}{id}", crate::backplane::CONVERSATION_TOPIC)
 }
 
 /// The backplane topic of a workspace's events for its agents (conversations,
 /// presence, mentions, membership). Visitor sessions do not listen to it: each would
 /// decode every event of the workspace (a burst of N arrivals would cost N² decodes).
 pub fn workspace_topic(id: &str) -> String {
-    format!("ws:{id}")
+    format!("{}{id}", crate::backplane::WORKSPACE_TOPIC)
 }
 
 /// The backplane topic of one contact's conversation events (assigned, closed,
 /// reopened), which their visitor sessions listen to.
 pub fn contact_topic(contact_id: &str) -> String {
-    format!("contact:{contact_id}")
+    format!("{}{contact_id}", crate::backplane::CONTACT_TOPIC)
 }
 
 /// Tell every node what happened to a conversation: the workspace's agents, and (except
