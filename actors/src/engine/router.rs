@@ -345,31 +345,42 @@ async fn route(
                 rebuild(&snapshot, previous.as_ref(), backplane).await?
             }
         };
-        let before: Vec<String> = state.queue.iter().cloned().collect();
+        // Everything here is linear in the queue and the arrivals: a burst leaves
+        // thousands waiting, and this runs on the engine's thread.
+        let before: HashMap<String, usize> = state
+            .queue
+            .iter()
+            .enumerate()
+            .map(|(index, id)| (id.clone(), index))
+            .collect();
+        let arriving: HashSet<&str> = arrivals.iter().map(String::as_str).collect();
         let mut assignments = state.drain();
         let from_queue: HashSet<String> = assignments
             .iter()
             .map(|a| a.conversation_id.clone())
-            .filter(|id| !arrivals.contains(id))
+            .filter(|id| !arriving.contains(id.as_str()))
             .collect();
-        for conversation_id in arrivals {
-            // Routed already (by this step's drain, or by another node): never twice.
-            if assigned.contains(conversation_id)
-                || assignments
-                    .iter()
-                    .any(|a| &a.conversation_id == conversation_id)
+        // Routed already (by this step's drain, or by another node), or listed twice:
+        // never assigned twice.
+        let mut seen: HashSet<&str> = assignments
+            .iter()
+            .map(|a| a.conversation_id.as_str())
+            .collect();
+        let fresh: Vec<String> = arrivals
+            .iter()
+            .filter(|id| !assigned.contains(*id) && seen.insert(id.as_str()))
+            .cloned()
+            .collect();
+        for outcome in state.arrive_all(fresh) {
+            if let Outcome::Assigned {
+                conversation_id,
+                agent_id,
+            } = outcome
             {
-                continue;
-            }
-            match state.arrive(conversation_id.clone()) {
-                Outcome::Assigned {
+                assignments.push(Assignment {
                     conversation_id,
                     agent_id,
-                } => assignments.push(Assignment {
-                    conversation_id,
-                    agent_id,
-                }),
-                Outcome::Queued { .. } => {}
+                });
             }
         }
         assigned.extend(assignments.iter().map(|a| a.conversation_id.clone()));
@@ -389,7 +400,7 @@ async fn route(
                 .iter()
                 .enumerate()
                 .filter(|(i, id)| {
-                    arrivals.contains(id) || before.iter().position(|b| b == *id) != Some(*i)
+                    arriving.contains(id.as_str()) || before.get(id.as_str()) != Some(i)
                 })
                 .map(|(i, id)| (id.clone(), i + 1))
                 .collect();

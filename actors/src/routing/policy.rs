@@ -193,6 +193,49 @@ impl RoutingState {
         }
     }
 
+    /// Many conversations arrive, in this order: the same outcomes as calling
+    /// [`RoutingState::arrive`] for each, in O(queue + arrivals) rather than
+    /// O(queue × arrivals) (a routing step takes every arrival queued meanwhile, and a
+    /// burst can leave thousands waiting).
+    pub fn arrive_all<I, S>(&mut self, conversation_ids: I) -> Vec<Outcome>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut waiting: std::collections::HashMap<String, usize> = self
+            .queue
+            .iter()
+            .enumerate()
+            .map(|(index, id)| (id.clone(), index + 1))
+            .collect();
+        let mut outcomes = Vec::new();
+        for conversation_id in conversation_ids {
+            let conversation_id = conversation_id.into();
+            if let Some(&position) = waiting.get(&conversation_id) {
+                outcomes.push(Outcome::Queued { position });
+                continue;
+            }
+            if self.queue.is_empty()
+                && let Some(index) = self.pick_index()
+            {
+                let Assignment {
+                    conversation_id,
+                    agent_id,
+                } = self.assign(index, conversation_id);
+                outcomes.push(Outcome::Assigned {
+                    conversation_id,
+                    agent_id,
+                });
+                continue;
+            }
+            self.queue.push_back(conversation_id.clone());
+            let position = self.queue.len();
+            waiting.insert(conversation_id, position);
+            outcomes.push(Outcome::Queued { position });
+        }
+        outcomes
+    }
+
     /// A conversation assigned to `agent_id` closes: their load drops by one, then the
     /// queue drains. Returns the conversations assigned from the queue, oldest first.
     pub fn close(&mut self, agent_id: &str) -> Result<Vec<Assignment>, RoutingError> {
@@ -1177,6 +1220,30 @@ mod tests {
             let max = counts.values().max().unwrap();
             let min = counts.values().min().unwrap();
             prop_assert!(max - min <= 1, "counts {:?}", counts);
+        }
+
+        /// `arrive_all` is `arrive` called for each id in turn: same outcomes, same
+        /// state — for any history, with ids already waiting and ids repeated.
+        #[test]
+        fn arrive_all_is_arrive_one_by_one(
+            agents in arb_agents(),
+            history in proptest::collection::vec(arb_event(), 0..100),
+            picks in proptest::collection::vec(0usize..40, 0..60),
+        ) {
+            let mut routing = state(agents);
+            let mut model = Model::default();
+            for event in &history {
+                model.apply(&mut routing, event)?;
+            }
+            // Ids already waiting (if any), new ids, and repeats of both.
+            let mut pool: Vec<String> = routing.queue.iter().cloned().collect();
+            pool.extend((0..20).map(|i| format!("batch{i}")));
+            let ids: Vec<String> = picks.iter().map(|i| pool[i % pool.len()].clone()).collect();
+            let mut one_by_one = routing.clone();
+            let expected: Vec<Outcome> = ids.iter().map(|id| one_by_one.arrive(id.clone())).collect();
+            let outcomes = routing.arrive_all(ids);
+            prop_assert_eq!(outcomes, expected);
+            prop_assert_eq!(routing, one_by_one);
         }
     }
 }
