@@ -122,7 +122,10 @@ impl Db {
             // Each connection to `:memory:` is its own database: one pool only.
             return Ok(Self {
                 reader: pool.clone(),
-                queue: Some(write::WriteQueue::start(pool.clone())),
+                queue: Some(
+                    write::WriteQueue::start(pool.clone())
+                        .context("starting the SQLite writer thread")?,
+                ),
                 pool,
                 kind,
             });
@@ -144,7 +147,10 @@ impl Db {
             .await
             .with_context(|| format!("connecting to the {kind:?} database (readers)"))?;
         Ok(Self {
-            queue: Some(write::WriteQueue::start(pool.clone())),
+            queue: Some(
+                write::WriteQueue::start(pool.clone())
+                    .context("starting the SQLite writer thread")?,
+            ),
             pool,
             reader,
             kind,

@@ -38,11 +38,23 @@ pub(super) struct WriteQueue {
 }
 
 impl WriteQueue {
-    /// Start the task that owns the rounds; it ends when every `Db` clone is dropped.
-    pub(super) fn start(pool: sqlx::AnyPool) -> Self {
+    /// Start the thread that owns the rounds; it ends when every `Db` clone is dropped.
+    ///
+    /// The rounds run on a thread of their own, not as a task of the caller's runtime.
+    /// A round is a chain of statements, each a hand-off to SQLite's worker thread and
+    /// back; as a task on the engine's thread, every hand-off also waited for its turn
+    /// behind every other ready task there, so under load a round's time grew with the
+    /// engine's backlog (a 10,000-visitor burst backed the writer up past 20,000
+    /// messages). On its own thread a round waits only for SQLite.
+    pub(super) fn start(pool: sqlx::AnyPool) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, rx));
-        Self { tx }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("parley-writer".into())
+            .spawn(move || runtime.block_on(run(pool, rx)))?;
+        Ok(Self { tx })
     }
 }
 

@@ -11,7 +11,7 @@
 //! (close, manual assignment, membership) — so a crashed node leaves no phantom load.
 //! Presence is re-read from the backplane at every decision.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -253,13 +253,25 @@ struct Pending {
     resync: bool,
 }
 
-/// An inbox's shared routing state: the policy's state, and which open conversations
-/// are assigned (so that an arrival already routed by another node is not routed again).
+/// An inbox's shared routing state: the policy's state, and the conversations assigned
+/// most recently (so that an arrival already routed by another node, or by a resync's
+/// drain, is not routed again).
+///
+/// Only the last [`RECENT_ASSIGNED`] are kept: the state is read and written whole at
+/// every step, and a set of *every* open assignment made each step cost O(conversations)
+/// (a 10,000-visitor burst spent a quarter of the engine thread decoding, cloning and
+/// encoding it). An arrival is announced once, right after its first message commits,
+/// so a repeat can only race with the steps just before it; should one slip past the
+/// window anyway, the store's conditional assignment refuses it and the step resyncs.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct InboxState {
     policy: RoutingState,
-    assigned: HashSet<String>,
+    #[serde(default)]
+    recent: VecDeque<String>,
 }
+
+/// How many of the latest assignments an inbox's state remembers.
+const RECENT_ASSIGNED: usize = 2048;
 
 /// Build the state of an inbox from the store, keeping the rotation of `previous`.
 async fn rebuild(
@@ -316,10 +328,11 @@ async fn route(
         let previous_full: Option<InboxState> =
             raw.as_deref().and_then(|r| serde_json::from_str(r).ok());
         let previous = previous_full.as_ref().map(|p| p.policy.clone());
-        let mut assigned: HashSet<String> = previous_full
+        let mut recent: VecDeque<String> = previous_full
             .as_ref()
-            .map(|p| p.assigned.clone())
+            .map(|p| p.recent.clone())
             .unwrap_or_default();
+        let mut assigned: HashSet<String> = recent.iter().cloned().collect();
         // Without state, or on a resync, the store says what loads and the queue are.
         let mut state = match &previous {
             // Arrivals with state in place: only presence needs a fresh look.
@@ -341,7 +354,7 @@ async fn route(
                     }
                     return Ok(None);
                 };
-                assigned = snapshot.assigned.iter().cloned().collect();
+                assigned.extend(snapshot.assigned.iter().cloned());
                 rebuild(&snapshot, previous.as_ref(), backplane).await?
             }
         };
@@ -383,10 +396,13 @@ async fn route(
                 });
             }
         }
-        assigned.extend(assignments.iter().map(|a| a.conversation_id.clone()));
+        recent.extend(assignments.iter().map(|a| a.conversation_id.clone()));
+        if recent.len() > RECENT_ASSIGNED {
+            recent.drain(..recent.len() - RECENT_ASSIGNED);
+        }
         let full = InboxState {
             policy: state,
-            assigned,
+            recent,
         };
         let text = serde_json::to_string(&full).map_err(|e| e.to_string())?;
         let state = full.policy;

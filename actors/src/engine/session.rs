@@ -254,6 +254,11 @@ impl Session {
         ctx: &mut Context<Self>,
     ) {
         metrics::counter!("parley_ws_errors_total", "code" => code.as_str()).increment(1);
+        let message = message.into();
+        if code == ErrorCode::Internal {
+            // The client's request was fine; the server failed it. Say why in the log.
+            tracing::warn!(session = %self.id, error = %message, "Answered a frame with an internal error");
+        }
         self.send_frame(&ServerFrame::error(code, message, r#ref), ctx);
     }
 
