@@ -7,10 +7,18 @@
 use crate::report::Checks;
 
 /// One participant's view of one conversation.
+///
+/// Acks and received messages are counted apart: a participant may legitimately learn
+/// a seq both ways — its own message, acked, and also replayed to it by a `resume` that
+/// reads the store (docs/protocol.md: a socket may get again what it had), in either
+/// order. What must never happen is the same seq acked twice, or delivered twice as a
+/// live message.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
-    /// Index = seq: how many times it was seen (acked or received).
-    seen: Vec<u32>,
+    /// Index = seq: how many acks carried it.
+    acks: Vec<u32>,
+    /// Index = seq: how many `message` frames carried it (after any de-duplication).
+    receipts: Vec<u32>,
     /// The highest seq received as a message so far.
     last_received: u64,
     /// Messages received after a higher seq.
@@ -19,24 +27,31 @@ pub struct Ledger {
     prefix: u64,
 }
 
+/// Seqs far out of range (a broken server) are ignored, not allocated.
+const MAX_SEQ: usize = 50_000_000;
+
+fn bump(counts: &mut Vec<u32>, seq: u64) -> bool {
+    let at = usize::try_from(seq).unwrap_or(usize::MAX);
+    if at > MAX_SEQ {
+        return false;
+    }
+    if at >= counts.len() {
+        counts.resize(at + 1, 0);
+    }
+    if let Some(n) = counts.get_mut(at) {
+        *n += 1;
+    }
+    true
+}
+
 impl Ledger {
-    fn mark(&mut self, seq: u64) {
-        let at = usize::try_from(seq).unwrap_or(usize::MAX);
-        if at >= self.seen.len() {
-            // A seq far out of range (a broken server) is clamped, not allocated.
-            if at > 50_000_000 {
-                return;
-            }
-            self.seen.resize(at + 1, 0);
-        }
-        if let Some(n) = self.seen.get_mut(at) {
-            *n += 1;
-        }
-        while self
-            .seen
-            .get(self.prefix as usize + 1)
-            .is_some_and(|n| *n > 0)
-        {
+    fn seen(&self, seq: u64) -> bool {
+        let at = seq as usize;
+        self.acks.get(at).is_some_and(|n| *n > 0) || self.receipts.get(at).is_some_and(|n| *n > 0)
+    }
+
+    fn advance(&mut self) {
+        while self.seen(self.prefix + 1) {
             self.prefix += 1;
         }
     }
@@ -48,7 +63,9 @@ impl Ledger {
 
     /// The ack of one of this participant's own messages.
     pub fn acked(&mut self, seq: u64) {
-        self.mark(seq);
+        if bump(&mut self.acks, seq) {
+            self.advance();
+        }
     }
 
     /// A `message` frame.
@@ -57,14 +74,16 @@ impl Ledger {
             self.reordered += 1;
         }
         self.last_received = self.last_received.max(seq);
-        self.mark(seq);
+        if bump(&mut self.receipts, seq) {
+            self.advance();
+        }
     }
 
     /// A `message` frame after a `resume`, de-duplicated by seq as the protocol asks of
     /// clients (a socket that already followed the conversation may get again what it had):
-    /// a seq already seen is dropped and `false` returned.
+    /// a seq already seen (acked or received) is dropped and `false` returned.
     pub fn received_dedup(&mut self, seq: u64) -> bool {
-        if self.seen.get(seq as usize).is_some_and(|n| *n > 0) {
+        if self.seen(seq) {
             return false;
         }
         self.received(seq);
@@ -73,25 +92,23 @@ impl Ledger {
 
     /// The highest seq seen.
     pub fn top(&self) -> u64 {
-        self.seen.len().saturating_sub(1) as u64
+        self.acks.len().max(self.receipts.len()).saturating_sub(1) as u64
     }
 
     /// Whether every seq `1..=top` has been seen.
     pub fn complete_to(&self, top: u64) -> bool {
-        (1..=top).all(|s| self.seen.get(s as usize).copied().unwrap_or(0) > 0)
+        (1..=top).all(|s| self.seen(s))
     }
 
-    /// Count lost (never seen), duplicated and reordered seqs against `top`, the
-    /// conversation's highest acked seq.
+    /// Count lost (never seen), duplicated (acked twice, or received twice) and
+    /// reordered seqs against `top`, the conversation's highest acked seq.
     pub fn check(&self, top: u64, checks: &mut Checks) {
         for seq in 1..=top {
-            match self.seen.get(seq as usize).copied().unwrap_or(0) {
-                0 => checks.lost += 1,
-                1 => {}
-                n => checks.duplicated += u64::from(n - 1),
+            if !self.seen(seq) {
+                checks.lost += 1;
             }
         }
-        for n in self.seen.iter().skip(top as usize + 1) {
+        for n in self.acks.iter().chain(&self.receipts) {
             checks.duplicated += u64::from(n.saturating_sub(1));
         }
         checks.reordered += self.reordered;
@@ -134,5 +151,30 @@ mod tests {
         r.check(2, &mut c);
         assert_eq!((c.lost, c.duplicated, c.reordered), (0, 0, 0));
         assert_eq!(bad.top(), 3);
+    }
+
+    #[test]
+    fn an_own_message_replayed_before_its_ack_is_not_a_duplicate_but_a_second_ack_is() {
+        let mut l = Ledger::default();
+        l.received(1);
+        // The agent's reply, replayed by its resume before the ack arrives.
+        assert!(l.received_dedup(2));
+        l.acked(2);
+        let mut c = Checks::default();
+        l.check(2, &mut c);
+        assert_eq!((c.lost, c.duplicated, c.reordered), (0, 0, 0));
+        assert_eq!(l.prefix(), 2);
+
+        l.acked(2);
+        let mut c = Checks::default();
+        l.check(2, &mut c);
+        assert_eq!(c.duplicated, 1);
+
+        let mut twice = Ledger::default();
+        twice.received(1);
+        twice.received(1);
+        let mut c = Checks::default();
+        twice.check(1, &mut c);
+        assert_eq!(c.duplicated, 1);
     }
 }
