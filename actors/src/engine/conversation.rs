@@ -159,6 +159,9 @@ pub struct ConversationActor {
     waiting: Vec<WhenReady>,
     /// Appends sent to the Writer, delivered in the order they were sent.
     appends: super::InOrder<(Option<MessageObject>, Option<u64>)>,
+    /// A record just committed, used instead of reading it back at the first start
+    /// (a restart always reads the store).
+    seed: Option<ConversationRecord>,
 }
 
 impl std::fmt::Debug for ConversationActor {
@@ -201,7 +204,14 @@ impl ConversationActor {
             last_activity: Instant::now(),
             appends: super::InOrder::default(),
             waiting: Vec::new(),
+            seed: None,
         }
+    }
+
+    /// Start from `record` (just committed by the caller) instead of reading it back.
+    pub fn seeded(mut self, record: Option<ConversationRecord>) -> Self {
+        self.seed = record.filter(|r| r.id == self.id);
+        self
     }
 
     /// Run `f` now if rehydrated, or as soon as it is.
@@ -222,9 +232,15 @@ impl ConversationActor {
         ctx.add_stream(BroadcastStream::new(rx));
         let store = self.store.clone();
         let id = self.id.clone();
-        async move { store.conversation(&id).await }
-            .into_actor(self)
-            .map(|result, act, ctx| match result {
+        let seed = self.seed.take();
+        async move {
+            match seed {
+                Some(record) => Ok(Some(record)),
+                None => store.conversation(&id).await,
+            }
+        }
+        .into_actor(self)
+        .map(|result, act, ctx| match result {
                 Ok(Some(record)) => {
                     act.delivered = act.delivered.max(record.last_seq);
                     act.record = Some(record);

@@ -11,7 +11,7 @@ use super::EngineConfig;
 use super::conversation::ConversationActor;
 use super::writer::Writer;
 use crate::backplane::SharedBackplane;
-use crate::store::SharedStore;
+use crate::store::{ConversationRecord, SharedStore};
 
 /// The address of a conversation's actor on this node, started if needed.
 #[derive(Debug, Message)]
@@ -19,6 +19,17 @@ use crate::store::SharedStore;
 pub struct GetConversation {
     /// Conversation id.
     pub id: String,
+}
+
+/// Start a conversation's actor (if it is not live) from a record just committed, so
+/// that it need not read it back: a visitor's first message creates the conversation,
+/// and a burst of arrivals otherwise made one store read per new conversation (at
+/// 19,000 arrivals they queued past the reader pool's timeout). A live actor is kept.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StartWith {
+    /// The conversation, as committed.
+    pub record: ConversationRecord,
 }
 
 /// A conversation actor stopped for idleness (sent by the actor itself).
@@ -82,14 +93,18 @@ impl Supervised for Hub {
     }
 }
 
-impl Handler<GetConversation> for Hub {
-    type Result = MessageResult<GetConversation>;
-
-    fn handle(&mut self, msg: GetConversation, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(addr) = self.conversations.get(&msg.id)
+impl Hub {
+    /// The live actor of conversation `id`, or a new one (seeded with `known` if given).
+    fn get_or_start(
+        &mut self,
+        id: String,
+        known: Option<ConversationRecord>,
+        ctx: &mut Context<Self>,
+    ) -> Addr<ConversationActor> {
+        if let Some(addr) = self.conversations.get(&id)
             && addr.connected()
         {
-            return MessageResult(addr.clone());
+            return addr.clone();
         }
         let (store, backplane, config, writer) = (
             self.store.clone(),
@@ -98,12 +113,28 @@ impl Handler<GetConversation> for Hub {
             self.writer.clone(),
         );
         let hub = ctx.address();
-        let id = msg.id.clone();
+        let key = id.clone();
         let addr = Supervisor::start(move |_| {
-            ConversationActor::new(id, store, backplane, config, writer, hub)
+            ConversationActor::new(id, store, backplane, config, writer, hub).seeded(known)
         });
-        self.conversations.insert(msg.id, addr.clone());
-        MessageResult(addr)
+        self.conversations.insert(key, addr.clone());
+        addr
+    }
+}
+
+impl Handler<GetConversation> for Hub {
+    type Result = MessageResult<GetConversation>;
+
+    fn handle(&mut self, msg: GetConversation, ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.get_or_start(msg.id, None, ctx))
+    }
+}
+
+impl Handler<StartWith> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartWith, ctx: &mut Context<Self>) {
+        self.get_or_start(msg.record.id.clone(), Some(msg.record), ctx);
     }
 }
 

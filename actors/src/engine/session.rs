@@ -514,7 +514,11 @@ impl Session {
                 {
                     open_conversations.insert(0, record.id.clone());
                 }
-                act.post(record.id, message, ctx);
+                // Its actor starts from the record we hold (no read back); the post
+                // below then finds it live (the hub's mailbox keeps our order).
+                let id = record.id.clone();
+                act.engine.hub.do_send(super::hub::StartWith { record });
+                act.post(id, message, ctx);
             }
             Err(e) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
         })
