@@ -113,6 +113,11 @@ impl Backplane for LocalBackplane {
         self.resyncs.subscribe()
     }
 
+    fn can_lose_events(&self) -> bool {
+        // In one process a subscription is live when `subscribe` returns.
+        false
+    }
+
     fn subscribe(&self, topic: &str) -> Subscription {
         let mut topics = lock(&self.topics);
         if let Some(sender) = topics.map.get(topic) {

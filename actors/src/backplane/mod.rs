@@ -89,6 +89,15 @@ pub trait Backplane: Send + Sync + 'static {
     /// lose events ([`local::LocalBackplane`]).
     fn resyncs(&self) -> tokio::sync::watch::Receiver<u64>;
 
+    /// Whether a subscriber may miss events: a subscription that is live only some time
+    /// after `subscribe` returns (Redis subscribes asynchronously), or a connection that
+    /// can drop. Subscribers that must not miss one then read the store once their
+    /// subscription has settled and at every [`Backplane::resyncs`] change. The local
+    /// backplane (one process) answers false: nothing to read back.
+    fn can_lose_events(&self) -> bool {
+        true
+    }
+
     /// The value stored under `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<String>, BackplaneError>;
 

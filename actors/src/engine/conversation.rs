@@ -31,6 +31,8 @@ const GAP_WAIT: Duration = Duration::from_millis(200);
 /// confirms it asynchronously); a message published in between is read from the store
 /// this long after start-up.
 const SUBSCRIBE_SETTLE: Duration = Duration::from_secs(2);
+/// How often expired typing indicators are swept while anyone is typing.
+const TYPING_SWEEP: Duration = Duration::from_millis(500);
 /// Publishes of a message event tried before giving up (200 ms, doubling, between).
 const PUBLISH_ATTEMPTS: u32 = 5;
 
@@ -162,6 +164,8 @@ pub struct ConversationActor {
     /// A record just committed, used instead of reading it back at the first start
     /// (a restart always reads the store).
     seed: Option<ConversationRecord>,
+    /// The pending typing sweep, while anyone types.
+    typing_sweep: Option<SpawnHandle>,
 }
 
 impl std::fmt::Debug for ConversationActor {
@@ -205,6 +209,7 @@ impl ConversationActor {
             appends: super::InOrder::default(),
             waiting: Vec::new(),
             seed: None,
+            typing_sweep: None,
         }
     }
 
@@ -442,18 +447,33 @@ impl ConversationActor {
         }
     }
 
-    fn on_typing(&mut self, who: Participant, on: bool) {
+    fn on_typing(&mut self, who: Participant, on: bool, ctx: &mut Context<Self>) {
         let key = format!("{:?}:{}", who.kind, who.id);
         let was = self.typing.contains_key(&key);
         if on {
             self.typing
                 .insert(key, (who.clone(), Instant::now() + self.config.typing_ttl));
+            self.arm_typing_sweep(ctx);
         } else {
             self.typing.remove(&key);
         }
         if was != on {
             self.send_to(&self.typing_frame(&who, on), false, Some(&who.id));
         }
+    }
+
+    /// Sweep expired typing indicators every [`TYPING_SWEEP`] while anyone is typing.
+    /// A timer only then: a conversation nobody types in is never woken by it (one
+    /// interval per live conversation was 20,000 wake-ups a second at 10,000).
+    fn arm_typing_sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.typing_sweep.is_some() || self.typing.is_empty() {
+            return;
+        }
+        self.typing_sweep = Some(ctx.run_later(TYPING_SWEEP, |act, ctx| {
+            act.typing_sweep = None;
+            act.expire_typing();
+            act.arm_typing_sweep(ctx);
+        }));
     }
 
     fn expire_typing(&mut self) {
@@ -614,9 +634,13 @@ impl Actor for ConversationActor {
         self.rehydrate(ctx);
         // Events published while the backplane was unreachable never arrive: read the
         // store each time it reconnects, and once when the subscription has settled.
-        ctx.add_stream(WatchStream::from_changes(self.backplane.resyncs()).map(Resync));
-        ctx.run_later(SUBSCRIBE_SETTLE, |act, ctx| act.resync(ctx));
-        ctx.run_interval(Duration::from_millis(500), |act, _| act.expire_typing());
+        // In one process (the local backplane) nothing is lost and a subscription is
+        // live when `subscribe` returns: no settle read (it was one store read per new
+        // conversation, a tenth of the engine thread in a burst).
+        if self.backplane.can_lose_events() {
+            ctx.add_stream(WatchStream::from_changes(self.backplane.resyncs()).map(Resync));
+            ctx.run_later(SUBSCRIBE_SETTLE, |act, ctx| act.resync(ctx));
+        }
         // Heartbeats start at a random point of the first period, so that actors
         // started together (a burst of visitors) do not all read the store at once.
         let heartbeat = self.config.heartbeat;
@@ -641,6 +665,7 @@ impl Supervised for ConversationActor {
         self.early.clear();
         self.gap_timer = None;
         self.typing.clear();
+        self.typing_sweep = None;
         // Appends in flight were dropped with the old context (their senders get a
         // mailbox error and retry); what they stored arrives through the catch-up.
         self.appends = super::InOrder::default();
@@ -662,7 +687,7 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for ConversationAc
         };
         match serde_json::from_str::<ConvEvent>(&payload) {
             Ok(ConvEvent::Message { message }) => self.on_message(message, None, ctx),
-            Ok(ConvEvent::Typing { who, on }) => self.on_typing(who, on),
+            Ok(ConvEvent::Typing { who, on }) => self.on_typing(who, on, ctx),
             Ok(ConvEvent::ViewersChanged) => self.refresh_viewers(ctx),
             Ok(ConvEvent::Queue {
                 position,
