@@ -11,6 +11,7 @@ on_both_stores!(
     a_visitor_and_an_agent_exchange_messages_with_acks_and_seqs,
     comments_never_reach_the_visitor,
     a_reconnecting_visitor_resumes_exactly_what_it_missed,
+    resumes_served_from_memory_and_from_the_store_are_the_same,
     the_same_client_id_three_times_makes_one_message,
     typing_reaches_the_other_side_and_expires_by_itself,
     viewers_appear_and_disappear,
@@ -196,6 +197,69 @@ async fn a_reconnecting_visitor_resumes_exactly_what_it_missed(b: Backend) {
     .expect(201);
     let live = ws.recv_type("message").await;
     assert_eq!(live["message"]["seq"], 5);
+}
+
+/// The conversation actor keeps its latest message frames and serves a resume from
+/// them when they cover it; older cursors read the store. Either way a resume delivers
+/// exactly the messages after the cursor, once, in order, comments only to agents, then
+/// goes live with nothing repeated. Cursors on both sides of the boundary.
+async fn resumes_served_from_memory_and_from_the_store_are_the_same(b: Backend) {
+    let (_env, app, _admin, agent, chat) = setup(b, &[]).await;
+    let mut visitor = app.visitor(&chat).await;
+    let (conv, _) = first_message(&mut visitor.ws, "hi").await;
+    let mut console = app.agent_ws(&agent).await;
+    // Seqs 2..=40, every fifth an internal comment (seq 5, 10, …).
+    for seq in 2..=40u64 {
+        let mut frame = json!({"type": "send", "client_id": format!("a-{seq}"), "conversation_id": conv, "body": format!("m{seq}")});
+        if seq % 5 == 0 {
+            frame["kind"] = json!("comment");
+        }
+        console.send(frame).await;
+        assert_eq!(console.recv_type("ack").await["seq"], seq);
+    }
+    let mut top = 40u64;
+    let is_comment = |seq: u64| seq <= 40 && seq % 5 == 0;
+    // The actor keeps the latest 16 frames (top-15..=top): cursors from top-16 up are
+    // served from memory, older ones (top-17, top-20, 0) from the store.
+    for back in [u64::MAX, 20, 17, 16, 15, 1, 0] {
+        for agent_side in [true, false] {
+            let after = top.saturating_sub(back);
+            let mut ws = if agent_side {
+                app.agent_ws(&agent).await
+            } else {
+                app.visitor_ws(&visitor.token).await
+            };
+            ws.send(json!({"type": "resume", "conversation_id": conv, "after_seq": after}))
+                .await;
+            let want: Vec<u64> = (after + 1..=top)
+                .filter(|seq| agent_side || !is_comment(*seq))
+                .collect();
+            let mut got = Vec::new();
+            for _ in 0..want.len() {
+                let m = ws.recv_type("message").await;
+                assert_eq!(m["message"]["conversation_id"], conv.as_str());
+                got.push(m["message"]["seq"].as_u64().unwrap());
+            }
+            assert_eq!(
+                got, want,
+                "resume after {after} of {top} (agent: {agent_side})"
+            );
+            // Live from here: the next message this socket gets is the next one posted.
+            let live = format!("live-{after}-{agent_side}");
+            app.post(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                &agent.token,
+                json!({"body": live, "client_id": live}),
+            )
+            .await
+            .expect(201);
+            top += 1;
+            let next = ws.recv_type("message").await;
+            assert_eq!(next["message"]["seq"], top, "after {after}");
+            assert_eq!(next["message"]["body"], live.as_str());
+            ws.close().await;
+        }
+    }
 }
 
 async fn the_same_client_id_three_times_makes_one_message(b: Backend) {

@@ -6,7 +6,7 @@
 //! (`Supervised::restarting`), keeping its subscribers and their cursors, which it
 //! catches up from the store: a restart loses nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,8 @@ const GAP_WAIT: Duration = Duration::from_millis(200);
 /// confirms it asynchronously); a message published in between is read from the store
 /// this long after start-up.
 const SUBSCRIBE_SETTLE: Duration = Duration::from_secs(2);
+/// How many of the latest message frames a conversation keeps for resumes.
+const RECENT_FRAMES: usize = 16;
 /// How often expired typing indicators are swept while anyone is typing.
 const TYPING_SWEEP: Duration = Duration::from_millis(500);
 /// Publishes of a message event tried before giving up (200 ms, doubling, between).
@@ -166,6 +168,12 @@ pub struct ConversationActor {
     seed: Option<ConversationRecord>,
     /// The pending typing sweep, while anyone types.
     typing_sweep: Option<SpawnHandle>,
+    /// The frames of the last [`RECENT_FRAMES`] messages delivered (contiguous seqs
+    /// ending at `delivered`; whether a visitor may see each): a subscriber resuming
+    /// from within them is served from memory, not the store. An agent resuming a
+    /// conversation just assigned to them is the common case (a burst's every
+    /// assignment was a store read on the engine's thread).
+    recent: VecDeque<(u64, Arc<str>, bool)>,
 }
 
 impl std::fmt::Debug for ConversationActor {
@@ -210,6 +218,7 @@ impl ConversationActor {
             waiting: Vec::new(),
             seed: None,
             typing_sweep: None,
+            recent: VecDeque::new(),
         }
     }
 
@@ -323,6 +332,11 @@ impl ConversationActor {
             let (m, origin) = entry.remove();
             self.delivered = seq;
             let (all, visitors) = self.frame_for(&m);
+            if self.recent.len() >= RECENT_FRAMES {
+                self.recent.pop_front();
+            }
+            self.recent
+                .push_back((seq, all.clone(), visitors.is_some()));
             for (id, sub) in &mut self.subs {
                 if sub.catching_up || sub.cursor >= seq {
                     continue;
@@ -382,6 +396,27 @@ impl ConversationActor {
         let Some(sub) = self.subs.get_mut(&session_id) else {
             return;
         };
+        // Everything after the cursor is among the recent frames: replay from memory
+        // and go live at once (what is stored beyond `delivered` arrives live).
+        if self
+            .recent
+            .front()
+            .is_some_and(|(oldest, _, _)| *oldest <= sub.cursor + 1)
+        {
+            for (seq, frame, visible) in &self.recent {
+                if *seq <= sub.cursor {
+                    continue;
+                }
+                sub.cursor = *seq;
+                if *visible || sub.audience.is_agent() {
+                    sub.recipient.do_send(Deliver {
+                        frame: frame.clone(),
+                    });
+                }
+            }
+            sub.catching_up = false;
+            return;
+        }
         sub.catching_up = true;
         let after = sub.cursor;
         let store = self.store.clone();
@@ -666,6 +701,7 @@ impl Supervised for ConversationActor {
         self.gap_timer = None;
         self.typing.clear();
         self.typing_sweep = None;
+        self.recent.clear();
         // Appends in flight were dropped with the old context (their senders get a
         // mailbox error and retry); what they stored arrives through the catch-up.
         self.appends = super::InOrder::default();
