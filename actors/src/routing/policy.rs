@@ -175,6 +175,12 @@ impl RoutingState {
         if let Some(position) = self.queue_position(&conversation_id) {
             return Outcome::Queued { position };
         }
+        self.enter(conversation_id)
+    }
+
+    /// A conversation that is not waiting arrives: assigned at once when somebody is
+    /// eligible and nobody waits, else to the back of the queue.
+    fn enter(&mut self, conversation_id: String) -> Outcome {
         if self.queue.is_empty()
             && let Some(index) = self.pick_index()
         {
@@ -215,23 +221,11 @@ impl RoutingState {
                 outcomes.push(Outcome::Queued { position });
                 continue;
             }
-            if self.queue.is_empty()
-                && let Some(index) = self.pick_index()
-            {
-                let Assignment {
-                    conversation_id,
-                    agent_id,
-                } = self.assign(index, conversation_id);
-                outcomes.push(Outcome::Assigned {
-                    conversation_id,
-                    agent_id,
-                });
-                continue;
+            let outcome = self.enter(conversation_id.clone());
+            if let Outcome::Queued { position } = outcome {
+                waiting.insert(conversation_id, position);
             }
-            self.queue.push_back(conversation_id.clone());
-            let position = self.queue.len();
-            waiting.insert(conversation_id, position);
-            outcomes.push(Outcome::Queued { position });
+            outcomes.push(outcome);
         }
         outcomes
     }
