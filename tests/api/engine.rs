@@ -211,14 +211,14 @@ async fn resumes_served_from_memory_and_from_the_store_are_the_same(b: Backend) 
     // Seqs 2..=40, every fifth an internal comment (seq 5, 10, …).
     for seq in 2..=40u64 {
         let mut frame = json!({"type": "send", "client_id": format!("a-{seq}"), "conversation_id": conv, "body": format!("m{seq}")});
-        if seq % 5 == 0 {
+        if seq.is_multiple_of(5) {
             frame["kind"] = json!("comment");
         }
         console.send(frame).await;
         assert_eq!(console.recv_type("ack").await["seq"], seq);
     }
     let mut top = 40u64;
-    let is_comment = |seq: u64| seq <= 40 && seq % 5 == 0;
+    let is_comment = |seq: u64| seq <= 40 && seq.is_multiple_of(5);
     // The actor keeps the latest 16 frames (top-15..=top): cursors from top-16 up are
     // served from memory, older ones (top-17, top-20, 0) from the store.
     for back in [u64::MAX, 20, 17, 16, 15, 1, 0] {
