@@ -335,24 +335,11 @@ impl Store for SqlStore {
             if changed == 0 {
                 continue;
             }
-            let record = get_conversation(&mut *tx, &id)
-                .await
-                .map_err(err)?
-                .ok_or_else(|| StoreError("conversation vanished".into()))?;
-            super::audit::record(
-                &mut *tx,
-                super::audit::Entry {
-                    workspace_id: &record.workspace_id,
-                    actor_id: None,
-                    action: "conversation.assigned",
-                    target_type: "conversation",
-                    target_id: &id,
-                    details: serde_json::json!({"from": agent_id, "to": null, "reason": reason}),
-                },
-            )
-            .await
-            .map_err(err)?;
-            out.push(record);
+            out.push(
+                assignee_changed(&mut tx, &id, Some(agent_id), None, reason)
+                    .await
+                    .map_err(err)?,
+            );
         }
         tx.commit().await.map_err(err)?;
         Ok(out)
@@ -434,6 +421,20 @@ async fn assign_on(
     if changed == 0 {
         return Ok(None);
     }
+    assignee_changed(tx, conversation_id, None, Some(agent_id), reason)
+        .await
+        .map(Some)
+}
+
+/// The router changed a conversation's assignee (`from` → `to`) in `tx`: its record now,
+/// after writing the `conversation.assigned` audit entry.
+async fn assignee_changed(
+    tx: &mut sqlx::AnyConnection,
+    conversation_id: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    reason: &str,
+) -> Result<ConversationRecord, sqlx::Error> {
     let record = get_conversation(&mut *tx, conversation_id)
         .await?
         .ok_or_else(|| sqlx::Error::Protocol("conversation vanished".into()))?;
@@ -445,11 +446,11 @@ async fn assign_on(
             action: "conversation.assigned",
             target_type: "conversation",
             target_id: conversation_id,
-            details: serde_json::json!({"from": null, "to": agent_id, "reason": reason}),
+            details: serde_json::json!({"from": from, "to": to, "reason": reason}),
         },
     )
     .await?;
-    Ok(Some(record))
+    Ok(record)
 }
 
 /// Read an inbox's routing pool (its members, or those of its routing team who are also

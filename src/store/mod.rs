@@ -118,14 +118,14 @@ impl Db {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("connecting to the {kind:?} database"))?;
+        let queue = Some(
+            write::WriteQueue::start(pool.clone()).context("starting the SQLite writer thread")?,
+        );
         if sqlite_parent_dir(&url).is_none() && url.contains(":memory:") {
             // Each connection to `:memory:` is its own database: one pool only.
             return Ok(Self {
                 reader: pool.clone(),
-                queue: Some(
-                    write::WriteQueue::start(pool.clone())
-                        .context("starting the SQLite writer thread")?,
-                ),
+                queue,
                 pool,
                 kind,
             });
@@ -147,10 +147,7 @@ impl Db {
             .await
             .with_context(|| format!("connecting to the {kind:?} database (readers)"))?;
         Ok(Self {
-            queue: Some(
-                write::WriteQueue::start(pool.clone())
-                    .context("starting the SQLite writer thread")?,
-            ),
+            queue,
             pool,
             reader,
             kind,

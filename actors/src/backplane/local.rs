@@ -67,20 +67,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl LocalBackplane {
     /// A backplane whose topics buffer [`super::topic_capacity`] events per subscriber.
     pub fn new() -> Self {
-        Self {
-            capacity: None,
-            topics: Mutex::new(Sweeping::new()),
-            sets: Mutex::new(Sweeping::new()),
-            values: Mutex::new(HashMap::new()),
-            resyncs: tokio::sync::watch::channel(0).0,
-        }
+        Self::with(None)
     }
 
     /// A backplane whose topics all buffer `capacity` events (at least 1) per
     /// subscriber.
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::with(Some(capacity.max(1)))
+    }
+
+    fn with(capacity: Option<usize>) -> Self {
         Self {
-            capacity: Some(capacity.max(1)),
+            capacity,
             topics: Mutex::new(Sweeping::new()),
             sets: Mutex::new(Sweeping::new()),
             values: Mutex::new(HashMap::new()),

@@ -40,7 +40,7 @@ pub fn topic_capacity(topic: &str) -> usize {
     } else if topic.starts_with(CONVERSATION_TOPIC) {
         256
     } else {
-        1024
+        local::DEFAULT_TOPIC_CAPACITY
     }
 }
 

@@ -30,13 +30,13 @@ use crate::protocol::{
 };
 use crate::store::{Appended, ConversationRecord, NewConversation, NewMessage};
 
-/// Close code: the client fell too far behind; reconnect and `resume`.
-pub const CLOSE_TOO_SLOW: u16 = 4008;
-
 /// Posts one socket may have waiting for their commits at once. A socket that sends
 /// faster than its messages commit has them batched together (instead of one commit
 /// per message); past this many, the session reads no further frame until one is done.
 const MAX_IN_FLIGHT: usize = 32;
+
+/// Close code: the client fell too far behind; reconnect and `resume`.
+pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Close code: the server is shutting down; reconnect (to any node) and `resume`.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code: no pong within the heartbeat timeout.
