@@ -22,6 +22,7 @@
 pub mod conversation;
 pub mod events;
 pub mod hub;
+pub mod outbox;
 pub mod router;
 pub mod session;
 pub mod writer;

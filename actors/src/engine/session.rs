@@ -1,8 +1,9 @@
 //! Session: one per WebSocket, agent or visitor (`AgentSession` and `VisitorSession` of
 //! the design are the two [`Peer`] kinds of this one actor — they share parsing,
 //! authorisation, ordering and the bounded outbound queue, and differ in what they may
-//! send and see). The socket layer feeds it [`Inbound`] text frames and drains its
-//! [`Outbound`] queue into the socket; the session never touches the socket itself.
+//! send and see). The socket layer feeds it [`Inbound`] text frames, and the socket's
+//! response body drains its [`Outbox`] into the socket; the session never touches the
+//! socket itself.
 //!
 //! Inbound frames are handled strictly one at a time (`ctx.wait`), so a client's
 //! messages are stored in the order it sent them. The outbound queue is bounded: a
@@ -12,7 +13,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use tokio::sync::mpsc;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
@@ -22,6 +22,7 @@ use super::conversation::{
 };
 use super::events::WsEvent;
 use super::hub::GetConversation;
+use super::outbox::{Outbox, PushError};
 use super::{Engine, EngineError, online_key, presence_key, viewers_key, workspace_topic};
 use crate::backplane::Payload;
 use crate::protocol::{
@@ -46,17 +47,7 @@ pub const MAX_CLIENT_ID: usize = 100;
 /// Most attachments on one message.
 pub const MAX_ATTACHMENTS: usize = 10;
 
-/// Closes a socket at once, ahead of anything still queued (the socket layer watches it).
-pub type CloseSignal = std::sync::Arc<tokio::sync::watch::Sender<Option<(u16, String)>>>;
-
-/// What the socket layer must write.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    /// A text frame.
-    Text(Arc<str>),
-    /// Close the socket with a code and reason.
-    Close(u16, String),
-}
+pub use super::outbox::Outbound;
 
 /// Who is on the other end of the socket.
 #[derive(Debug, Clone)]
@@ -118,8 +109,7 @@ pub struct Session {
     id: u64,
     engine: Engine,
     peer: Peer,
-    out: mpsc::Sender<Outbound>,
-    kill: CloseSignal,
+    out: Outbox,
     convs: HashMap<String, Addr<ConversationActor>>,
     viewing: Option<String>,
     status: PresenceStatus,
@@ -136,16 +126,14 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// A session for `peer`, writing to `out`; `kill` closes the socket ahead of the
-    /// queue (when the queue itself is what is full).
-    pub fn new(engine: Engine, peer: Peer, out: mpsc::Sender<Outbound>, kill: CloseSignal) -> Self {
+    /// A session for `peer`, writing to `out`.
+    pub fn new(engine: Engine, peer: Peer, out: Outbox) -> Self {
         Self {
             // Random, not a counter: session ids name entries in sets shared by nodes.
             id: uuid::Uuid::new_v4().as_u64_pair().0,
             engine,
             peer,
             out,
-            kill,
             convs: HashMap::new(),
             viewing: None,
             status: PresenceStatus::Online,
@@ -218,12 +206,12 @@ impl Session {
         if self.closed {
             return;
         }
-        match self.out.try_send(Outbound::Text(frame)) {
+        match self.out.push(frame) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(PushError::Full) => {
                 self.close_too_slow("its outbound queue is full", ctx);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(PushError::Closed) => {
                 self.closed = true;
                 ctx.stop();
             }
@@ -265,8 +253,8 @@ impl Session {
     fn close(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
         if !self.closed {
             self.closed = true;
-            // Closing never waits behind a full queue: the signal overtakes it.
-            self.kill.send_replace(Some((code, reason.to_owned())));
+            // Closing never waits behind a full queue: the close overtakes it.
+            self.out.close(code, reason);
         }
         ctx.stop();
     }
