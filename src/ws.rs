@@ -478,11 +478,18 @@ mod tests {
                 "started",
             ),
             (
-                raw(&[(OpCode::Text, false, &long), (OpCode::Continue, true, &[b'a'; 11])]),
+                raw(&[
+                    (OpCode::Text, false, &long),
+                    (OpCode::Continue, true, &[b'a'; 11]),
+                ]),
                 "over 65536 bytes",
             ),
             (
-                raw(&[(OpCode::Text, true, "x".repeat(MAX_FRAME_BYTES + 1).as_bytes())]),
+                raw(&[(
+                    OpCode::Text,
+                    true,
+                    "x".repeat(MAX_FRAME_BYTES + 1).as_bytes(),
+                )]),
                 "size limit",
             ),
         ];

@@ -288,7 +288,10 @@ mod tests {
         tx.ping().unwrap();
         tx.pong(b"1").unwrap();
         tx.pong(b"2").unwrap();
-        assert_eq!(poll(&mut rx), Poll::Ready(Some(Outbound::Pong(b"2".to_vec()))));
+        assert_eq!(
+            poll(&mut rx),
+            Poll::Ready(Some(Outbound::Pong(b"2".to_vec())))
+        );
         assert_eq!(poll(&mut rx), Poll::Ready(Some(Outbound::Ping)));
         assert_eq!(poll(&mut rx), Poll::Ready(Some(Outbound::Text(text("a")))));
         assert_eq!(poll(&mut rx), Poll::Pending);
@@ -369,7 +372,10 @@ mod tests {
         }
         assert!(lock(&tx.state).frames.capacity() >= 100);
         for _ in 0..100 {
-            assert!(matches!(poll(&mut rx), Poll::Ready(Some(Outbound::Text(_)))));
+            assert!(matches!(
+                poll(&mut rx),
+                Poll::Ready(Some(Outbound::Text(_)))
+            ));
         }
         assert_eq!(lock(&tx.state).frames.capacity(), 0);
     }
