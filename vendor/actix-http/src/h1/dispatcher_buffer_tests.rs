@@ -164,9 +164,9 @@ async fn large_watermark_buffer_released_after_flush() {
 #[actix_rt::test]
 async fn head_larger_than_scratch_read_parses() {
     let big = "a".repeat(3 * SCRATCH_READ_SIZE);
-    let mut io = TestBuffer::new(format!(
-        "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n"
-    ));
+    let mut io = TestBuffer::new(
+        format!("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {big}\r\n\r\n").as_str(),
+    );
     let services = HttpFlow::new(
         fn_service(move |req: Request| async move {
             let len = req.headers().get("x-big").map_or(0, |v| v.len());
