@@ -154,11 +154,11 @@ fn bridge(
         Peer::Visitor { .. } => state.engine.config.outbound_queue,
     };
     let (out, rx) = outbox(queue);
-    let addr = Session::new(state.engine.clone(), peer, out.clone()).start();
-    metrics::counter!("parley_ws_connections_total").increment(1);
     let response = handshake
         .message_body(BodyStream::new(SocketBody { rx, done: false }).boxed())
         .map_err(|e| ApiError::Validation(format!("WebSocket handshake: {e}")))?;
+    let addr = Session::new(state.engine.clone(), peer, out.clone()).start();
+    metrics::counter!("parley_ws_connections_total").increment(1);
 
     // Reader + heartbeat.
     let mut frames = Frames::new(body.into_inner());
