@@ -140,35 +140,23 @@ impl Outbox {
     /// fail. The first close wins, but this one also hurries a pending
     /// [`close_after`](Self::close_after).
     pub fn close(&self, code: u16, reason: impl Into<String>) {
-        let mut state = lock(&self.state);
-        if state.closed {
-            if state.close.is_some() {
-                state.overtake = true;
-                state.wake();
-            }
-            return;
-        }
-        state.closed = true;
-        state.overtake = true;
-        state.close = Some((code, reason.into()));
-        state.wake();
+        self.shut(code, reason.into(), true);
     }
 
     /// Close the socket once what is queued has been written; later pushes fail. The
     /// first close wins.
     pub fn close_after(&self, code: u16, reason: impl Into<String>) {
-        let mut state = lock(&self.state);
-        if state.closed {
-            return;
-        }
-        state.closed = true;
-        state.close = Some((code, reason.into()));
-        state.wake();
+        self.shut(code, reason.into(), false);
     }
 
-    /// Whether a close was queued or the socket is gone.
-    pub fn is_closed(&self) -> bool {
-        lock(&self.state).closed
+    fn shut(&self, code: u16, reason: String, overtake: bool) {
+        let mut state = lock(&self.state);
+        state.overtake |= overtake;
+        if !state.closed {
+            state.closed = true;
+            state.close = Some((code, reason));
+        }
+        state.wake();
     }
 }
 
@@ -191,9 +179,9 @@ impl Drop for Outbox {
     }
 }
 
-/// The reading end, a stream of what to write: the close first when there is one (then
-/// the end), else control frames, then text frames in order; the end once every
-/// [`Outbox`] is dropped and the queue is drained. Dropping it makes pushes fail with
+/// The reading end, a stream of what to write: an overtaking close first (then the
+/// end), else control frames, then text frames in order, then a close that waited for
+/// them; the end once every [`Outbox`] is dropped and the queue is drained. Dropping it makes pushes fail with
 /// [`PushError::Closed`].
 #[derive(Debug)]
 pub struct OutboxReceiver {
@@ -222,7 +210,7 @@ impl Stream for OutboxReceiver {
                 state.frames = VecDeque::new();
             }
             Some(Outbound::Text(frame))
-        } else if state.senders == 0 || (state.closed && state.close.is_none()) {
+        } else if state.senders == 0 {
             None
         } else {
             if !state
@@ -303,7 +291,6 @@ mod tests {
         tx.push(text("a")).unwrap();
         tx.close(4008, "too slow");
         tx.close(1001, "second close loses");
-        assert!(tx.is_closed());
         assert_eq!(tx.push(text("b")), Err(PushError::Closed));
         assert_eq!(tx.ping(), Err(PushError::Closed));
         assert_eq!(
@@ -359,7 +346,6 @@ mod tests {
     fn pushes_fail_once_the_receiver_is_gone() {
         let (tx, rx) = outbox(4);
         drop(rx);
-        assert!(tx.is_closed());
         assert_eq!(tx.push(text("a")), Err(PushError::Closed));
         assert_eq!(tx.pong(b""), Err(PushError::Closed));
     }

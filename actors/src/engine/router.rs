@@ -325,24 +325,24 @@ async fn route(
     let key = state_key(inbox_id);
     for _ in 0..MAX_ATTEMPTS {
         let raw = backplane.get(&key).await.map_err(|e| e.to_string())?;
-        let previous_full: Option<InboxState> =
-            raw.as_deref().and_then(|r| serde_json::from_str(r).ok());
-        let previous = previous_full.as_ref().map(|p| p.policy.clone());
-        let mut recent: VecDeque<String> = previous_full
-            .as_ref()
-            .map(|p| p.recent.clone())
-            .unwrap_or_default();
+        // Taken apart, not cloned: with a burst waiting, the state is large.
+        let (previous, mut recent) = match raw
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<InboxState>(r).ok())
+        {
+            Some(InboxState { policy, recent }) => (Some(policy), recent),
+            None => (None, VecDeque::new()),
+        };
         let mut assigned: HashSet<String> = recent.iter().cloned().collect();
         // Without state, or on a resync, the store says what loads and the queue are.
-        let mut state = match &previous {
+        let mut state = match previous {
             // Arrivals with state in place: only presence needs a fresh look.
-            Some(p) if !resync => {
-                let mut s = p.clone();
+            Some(mut s) if !resync => {
                 refresh_presence(&mut s, workspace_id, backplane).await?;
                 s
             }
             // No state yet, or a resync: the store says what loads and the queue are.
-            _ => {
+            previous => {
                 let snapshot = store
                     .routing_snapshot(inbox_id)
                     .await

@@ -47,8 +47,6 @@ pub const MAX_CLIENT_ID: usize = 100;
 /// Most attachments on one message.
 pub const MAX_ATTACHMENTS: usize = 10;
 
-pub use super::outbox::Outbound;
-
 /// Who is on the other end of the socket.
 #[derive(Debug, Clone)]
 pub enum Peer {
