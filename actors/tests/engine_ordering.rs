@@ -116,9 +116,9 @@ async fn an_early_message_waits_for_the_missing_one_which_comes_from_the_store()
     let Appended::New(second) = results[1].clone() else {
         panic!()
     };
-    let event = serde_json::to_string(&ConvEvent::Message { message: second }).unwrap();
+    let event = parley_actors::backplane::payload(ConvEvent::Message { message: second });
     backplane
-        .publish(&conversation_topic(&conv), event.into())
+        .publish(&conversation_topic(&conv), event)
         .await
         .unwrap();
 

@@ -9,11 +9,11 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parley_actors::backplane::redis::RedisBackplane;
-use parley_actors::backplane::{Backplane, Payload, Subscription};
+use parley_actors::backplane::{Backplane, Event, Payload, Subscription};
+use parley_actors::engine::events::WsEvent;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::timeout;
 
@@ -50,16 +50,28 @@ fn unique_prefix() -> String {
     format!("parley-test:{}:", uuid::Uuid::now_v7().simple())
 }
 
+/// An event that carries `text` (as a user id), to tell events apart.
 fn payload(text: &str) -> Payload {
-    Arc::from(text)
+    parley_actors::backplane::payload(WsEvent::Membership {
+        user_id: text.to_owned(),
+        inbox_ids: Vec::new(),
+    })
 }
 
+/// The text of the next event `payload` made (decoded from Redis on the way).
 async fn recv(subscription: &mut Subscription) -> String {
     let event = timeout(WAIT, subscription.recv())
         .await
         .expect("an event within the timeout")
         .expect("an event, not an error");
-    event.to_string()
+    text(&event)
+}
+
+fn text(event: &Event) -> String {
+    match event {
+        Event::Workspace(WsEvent::Membership { user_id, .. }) => user_id.clone(),
+        other => panic!("not a test event: {other:?}"),
+    }
 }
 
 /// Assert that nothing more is waiting, after giving stray duplicates time to land.
@@ -425,7 +437,7 @@ async fn a_subscriber_hears_events_again_after_redis_restarts() {
             .publish("t", payload(&format!("after {attempt}")))
             .await;
         if let Ok(event) = timeout(Duration::from_millis(200), subscription.recv()).await {
-            let event = event.expect("the subscription survives the restart");
+            let event = text(&event.expect("the subscription survives the restart"));
             assert!(event.starts_with("after"), "{event}");
             heard = Some(event);
         }
@@ -490,7 +502,7 @@ async fn calls_fail_within_two_seconds_while_redis_hangs_and_recover_after() {
             .publish("t", payload(&format!("after {attempt}")))
             .await;
         if let Ok(event) = timeout(Duration::from_millis(200), subscription.recv()).await {
-            let event = event.expect("the subscription survives the hang");
+            let event = text(&event.expect("the subscription survives the hang"));
             if event.starts_with("after") {
                 break;
             }

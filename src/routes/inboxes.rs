@@ -194,13 +194,12 @@ async fn announce_membership(state: &AppState, workspace_id: &str, user_id: &str
         user_id: user_id.to_owned(),
         inbox_ids,
     };
-    let payload = serde_json::to_string(&event).unwrap_or_default();
     if let Err(e) = state
         .engine
         .backplane
         .publish(
             &parley_actors::engine::workspace_topic(workspace_id),
-            payload.into(),
+            parley_actors::backplane::payload(event),
         )
         .await
     {

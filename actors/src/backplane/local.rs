@@ -224,24 +224,34 @@ impl Backplane for LocalBackplane {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::sync::Arc;
 
     use tokio::sync::broadcast::error::{RecvError, TryRecvError};
     use tokio::time::timeout;
 
     use super::*;
+    use crate::backplane::Event;
+    use crate::engine::events::WsEvent;
 
     const WAIT: Duration = Duration::from_secs(5);
 
+    /// An event that carries `text` (as a user id), to tell events apart.
     fn payload(text: &str) -> Payload {
-        Arc::from(text)
+        super::super::payload(WsEvent::Membership {
+            user_id: text.to_owned(),
+            inbox_ids: Vec::new(),
+        })
     }
 
-    async fn recv(subscription: &mut Subscription) -> Payload {
-        timeout(WAIT, subscription.recv())
+    /// The text of the next event `payload` made.
+    async fn recv(subscription: &mut Subscription) -> String {
+        let event = timeout(WAIT, subscription.recv())
             .await
             .expect("an event within the timeout")
-            .expect("an event, not an error")
+            .expect("an event, not an error");
+        match &*event {
+            Event::Workspace(WsEvent::Membership { user_id, .. }) => user_id.clone(),
+            other => panic!("not a test event: {other:?}"),
+        }
     }
 
     fn topic_count(backplane: &LocalBackplane) -> usize {
@@ -275,8 +285,8 @@ mod tests {
             .await
             .unwrap();
 
-        assert_eq!(&*recv(&mut first).await, "hello");
-        assert_eq!(&*recv(&mut second).await, "hello");
+        assert_eq!(recv(&mut first).await, "hello");
+        assert_eq!(recv(&mut second).await, "hello");
         assert!(matches!(first.try_recv(), Err(TryRecvError::Empty)));
         assert!(matches!(second.try_recv(), Err(TryRecvError::Empty)));
     }
@@ -296,8 +306,8 @@ mod tests {
             .await
             .unwrap();
 
-        assert_eq!(&*recv(&mut one).await, "for one");
-        assert_eq!(&*recv(&mut two).await, "for two");
+        assert_eq!(recv(&mut one).await, "for one");
+        assert_eq!(recv(&mut two).await, "for two");
         assert!(matches!(one.try_recv(), Err(TryRecvError::Empty)));
         assert!(matches!(two.try_recv(), Err(TryRecvError::Empty)));
     }
@@ -315,7 +325,7 @@ mod tests {
         }
 
         for i in 0..100 {
-            assert_eq!(&*recv(&mut subscription).await, i.to_string());
+            assert_eq!(recv(&mut subscription).await, i.to_string());
         }
     }
 
@@ -345,7 +355,7 @@ mod tests {
 
         let mut again = backplane.subscribe("t");
         backplane.publish("t", payload("fresh")).await.unwrap();
-        assert_eq!(&*recv(&mut again).await, "fresh");
+        assert_eq!(recv(&mut again).await, "fresh");
     }
 
     #[tokio::test]
@@ -374,7 +384,7 @@ mod tests {
         let lagged = timeout(WAIT, slow.recv()).await.unwrap();
         assert!(matches!(lagged, Err(RecvError::Lagged(6))), "{lagged:?}");
         // After the lag it resumes with the oldest event still buffered.
-        assert_eq!(&*recv(&mut slow).await, "6");
+        assert_eq!(recv(&mut slow).await, "6");
     }
 
     #[tokio::test]

@@ -15,8 +15,16 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-/// An event payload (JSON text), cheap to clone to many subscribers.
-pub type Payload = Arc<str>;
+pub use crate::engine::events::Event;
+
+/// An event as subscribers receive it: one allocation shared by every subscriber on
+/// this node (see [`Event`] for what crosses between nodes).
+pub type Payload = Arc<Event>;
+
+/// Wrap an event for [`Backplane::publish`].
+pub fn payload(event: impl Into<Event>) -> Payload {
+    Arc::new(event.into())
+}
 
 /// A subscription to one topic on this node. Every event published to the topic on
 /// any node, this one included, arrives once, in publish order per publisher.
@@ -57,6 +65,9 @@ pub enum BackplaneError {
     /// Redis (or the transport) failed; the call may succeed later.
     #[error("backplane unavailable: {0}")]
     Unavailable(String),
+    /// An event could not be encoded for other nodes (a bug, not a passing failure).
+    #[error("backplane event not encodable: {0}")]
+    Encode(String),
 }
 
 /// What nodes share, besides the store.

@@ -44,7 +44,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, sleep, timeout};
 
-use super::{Backplane, BackplaneError, Payload, Subscription};
+use super::{Backplane, BackplaneError, Event, Payload, Subscription};
 
 /// The longest [`RedisBackplane::connect`] waits for Redis before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -296,7 +296,9 @@ impl Backplane for RedisBackplane {
         let mut commands = self.commands.clone();
         let channel = self.key(topic);
         let mut publish = redis::cmd("PUBLISH");
-        publish.arg(&channel).arg(payload.as_bytes());
+        let text =
+            serde_json::to_vec(&*payload).map_err(|e| BackplaneError::Encode(e.to_string()))?;
+        publish.arg(&channel).arg(text);
         let sent = publish.query_async::<i64>(&mut commands);
         time_boxed("publish", OP_TIMEOUT, sent).await?;
         Ok(())
@@ -542,18 +544,20 @@ impl Subscriber {
     /// listens to it any more, so the caller unsubscribes it.
     fn forward(&self, message: &Msg) -> Option<String> {
         let topic = message.get_channel_name().strip_prefix(&self.prefix)?;
+        // Decoded once here (outside the lock), then shared by the topic's subscribers.
+        let event = serde_json::from_slice::<Event>(message.get_payload_bytes());
         let mut topics = lock(&self.shared.topics);
         match topics.get(topic) {
             Some(sender) if sender.receiver_count() > 0 => {
-                match std::str::from_utf8(message.get_payload_bytes()) {
+                match event {
                     // Fails only if the last receiver went away just now; the next
                     // message or sweep unsubscribes it.
-                    Ok(text) => {
-                        let _ = sender.send(Payload::from(text));
+                    Ok(event) => {
+                        let _ = sender.send(Arc::new(event));
                     }
-                    Err(_) => tracing::warn!(
-                        key_prefix = %self.prefix, topic,
-                        "Dropped a pub/sub message that is not UTF-8"
+                    Err(error) => tracing::warn!(
+                        key_prefix = %self.prefix, topic, %error,
+                        "Dropped an unreadable pub/sub message"
                     ),
                 }
                 None

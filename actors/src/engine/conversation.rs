@@ -19,7 +19,7 @@ use super::events::ConvEvent;
 use super::hub::{Hub, Passivated};
 use super::writer::{Append, Writer};
 use super::{EngineConfig, EngineError, conversation_topic, viewers_key};
-use crate::backplane::{Payload, SharedBackplane};
+use crate::backplane::{Event, Payload, SharedBackplane, payload};
 use crate::protocol::{MessageObject, Participant, ServerFrame, Viewer};
 use crate::store::{Appended, ConversationRecord, NewMessage, SharedStore};
 
@@ -616,7 +616,7 @@ impl ConversationActor {
             user_ids,
             message: message.clone(),
         };
-        let payload: Payload = serde_json::to_string(&event).unwrap_or_default().into();
+        let payload = payload(event);
         let backplane = self.backplane.clone();
         let topic = super::workspace_topic(&record.workspace_id);
         actix::spawn(async move {
@@ -626,10 +626,7 @@ impl ConversationActor {
         });
     }
 
-    fn publish(&self, event: &ConvEvent) {
-        let payload: Payload = serde_json::to_string(event).unwrap_or_default().into();
-        let backplane = self.backplane.clone();
-        let topic = conversation_topic(&self.id);
+    fn publish(&self, event: ConvEvent) {
         // A message that other nodes never hear of would wait there for the next one
         // (or the backplane's reconnection): retry it a few times. Receivers drop
         // what they delivered already, so a late or repeated publish is harmless.
@@ -638,6 +635,9 @@ impl ConversationActor {
         } else {
             1
         };
+        let payload = payload(event);
+        let backplane = self.backplane.clone();
+        let topic = conversation_topic(&self.id);
         actix::spawn(async move {
             let mut delay = GAP_WAIT;
             for attempt in 1..=attempts {
@@ -721,29 +721,37 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for ConversationAc
                 return;
             }
         };
-        match serde_json::from_str::<ConvEvent>(&payload) {
-            Ok(ConvEvent::Message { message }) => self.on_message(message, None, ctx),
-            Ok(ConvEvent::Typing { who, on }) => self.on_typing(who, on, ctx),
-            Ok(ConvEvent::ViewersChanged) => self.refresh_viewers(ctx),
-            Ok(ConvEvent::Queue {
+        let Event::Conversation(event) = &*payload else {
+            tracing::warn!(conversation_id = %self.id, "Ignoring a workspace event on a conversation's topic");
+            return;
+        };
+        match event {
+            ConvEvent::Message { message } => {
+                // This actor's own messages come back this way: already delivered.
+                if message.seq <= self.delivered {
+                    self.last_activity = Instant::now();
+                } else {
+                    self.on_message(message.clone(), None, ctx);
+                }
+            }
+            ConvEvent::Typing { who, on } => self.on_typing(who.clone(), *on, ctx),
+            ConvEvent::ViewersChanged => self.refresh_viewers(ctx),
+            ConvEvent::Queue {
                 position,
                 estimate_seconds,
-            }) => {
+            } => {
                 let frame = ServerFrame::Queue {
                     conversation_id: self.id.clone(),
-                    position,
-                    estimate_seconds,
+                    position: *position,
+                    estimate_seconds: *estimate_seconds,
                 };
                 self.send_to(&frame, false, None);
             }
-            Ok(ConvEvent::Fault) => {
+            ConvEvent::Fault => {
                 if self.config.fault_injection {
                     tracing::error!(conversation_id = %self.id, "Injected fault: stopping to be restarted");
                     ctx.stop();
                 }
-            }
-            Err(e) => {
-                tracing::warn!(conversation_id = %self.id, error = %e, "Ignoring unreadable backplane event")
             }
         }
     }
@@ -884,7 +892,7 @@ impl Handler<Post> for ConversationActor {
                 };
                 for (m, origin) in act.appends.finish(ticket, (stored, origin)) {
                     if let Some(m) = m {
-                        act.publish(&ConvEvent::Message { message: m.clone() });
+                        act.publish(ConvEvent::Message { message: m.clone() });
                         act.publish_mentions(&m);
                         act.on_message(m, origin, ctx);
                     }
@@ -916,7 +924,7 @@ impl Handler<Typing> for ConversationActor {
             return;
         }
         self.last_typing_publish.insert(key, Instant::now());
-        self.publish(&ConvEvent::Typing {
+        self.publish(ConvEvent::Typing {
             who: msg.who,
             on: msg.on,
         });
@@ -927,7 +935,7 @@ impl Handler<ViewersChanged> for ConversationActor {
     type Result = ();
 
     fn handle(&mut self, _: ViewersChanged, ctx: &mut Context<Self>) {
-        self.publish(&ConvEvent::ViewersChanged);
+        self.publish(ConvEvent::ViewersChanged);
         self.refresh_viewers(ctx);
     }
 }
@@ -937,7 +945,7 @@ impl Handler<InjectFault> for ConversationActor {
 
     fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
         if self.config.fault_injection {
-            self.publish(&ConvEvent::Fault);
+            self.publish(ConvEvent::Fault);
             tracing::error!(conversation_id = %self.id, "Injected fault: stopping to be restarted");
             ctx.stop();
         }

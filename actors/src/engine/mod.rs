@@ -263,13 +263,10 @@ pub async fn announce_conversation(
     let contact = (event != protocol::ConversationEvent::Created)
         .then(|| contact_topic(&conversation.contact_id));
     let workspace = workspace_topic(workspace_id);
-    let payload: crate::backplane::Payload =
-        serde_json::to_string(&events::WsEvent::Conversation {
-            event,
-            conversation,
-        })
-        .unwrap_or_default()
-        .into();
+    let payload = crate::backplane::payload(events::WsEvent::Conversation {
+        event,
+        conversation,
+    });
     for topic in std::iter::once(workspace).chain(contact) {
         if let Err(e) = backplane.publish(&topic, payload.clone()).await {
             tracing::warn!(%topic, error = %e, "Could not announce a conversation change");

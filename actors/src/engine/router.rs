@@ -20,7 +20,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::events::{ConvEvent, WsEvent};
 use super::{conversation_topic, presence_key, workspace_topic};
-use crate::backplane::{Payload, SharedBackplane};
+use crate::backplane::{Event, Payload, SharedBackplane, payload};
 use crate::protocol::ConversationEvent;
 use crate::routing::{AgentState, Assignment, Outcome, RoutingState};
 use crate::store::{RoutingSnapshot, SharedStore};
@@ -507,7 +507,7 @@ async fn apply(
         publish(
             backplane,
             &conversation_topic(&conversation_id),
-            &ConvEvent::Queue {
+            ConvEvent::Queue {
                 position,
                 estimate_seconds: avg_wait.map(|w| (w * position as f64).ceil() as u64),
             },
@@ -517,9 +517,8 @@ async fn apply(
     (stale, waits)
 }
 
-async fn publish<T: serde::Serialize>(backplane: &SharedBackplane, topic: &str, event: &T) {
-    let payload: Payload = serde_json::to_string(event).unwrap_or_default().into();
-    if let Err(e) = backplane.publish(topic, payload).await {
+async fn publish(backplane: &SharedBackplane, topic: &str, event: ConvEvent) {
+    if let Err(e) = backplane.publish(topic, payload(event)).await {
         tracing::warn!(%topic, error = %e, "Could not publish a routing event");
     }
 }
@@ -580,9 +579,11 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Router {
         let Ok(payload) = item else { return };
         // Someone came online (or left): their inboxes may now drain. Heartbeats
         // re-announce unchanged presence; those change nothing.
-        if let Ok(WsEvent::Presence { user_id, status }) = serde_json::from_str::<WsEvent>(&payload)
-            && self.presence.insert(user_id.clone(), status) != Some(status)
+        if let Event::Workspace(WsEvent::Presence { user_id, status }) = &*payload
+            && self.presence.insert(user_id.clone(), *status) != Some(*status)
         {
+            let status = *status;
+            let user_id = user_id.clone();
             let all: Vec<(String, String)> = self
                 .inboxes
                 .iter()

@@ -24,7 +24,7 @@ use super::events::WsEvent;
 use super::hub::GetConversation;
 use super::outbox::{Outbox, PushError};
 use super::{Engine, EngineError, online_key, presence_key, viewers_key, workspace_topic};
-use crate::backplane::Payload;
+use crate::backplane::{Event, Payload};
 use crate::protocol::{
     Attachment, Channel, ClientFrame, ConversationEvent, ErrorCode, MessageObject, Participant,
     ParticipantKind, PresenceState, PresenceStatus, SendKind, ServerFrame, parse_client_frame,
@@ -807,7 +807,7 @@ impl Session {
         .map(|result, act, ctx| match result {
             Ok(users) => {
                 for (user_id, status) in users {
-                    act.on_workspace_event(WsEvent::Presence { user_id, status }, ctx);
+                    act.on_workspace_event(&WsEvent::Presence { user_id, status }, ctx);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "Presence snapshot failed"),
@@ -815,11 +815,11 @@ impl Session {
         .spawn(ctx);
     }
 
-    fn on_workspace_event(&mut self, event: WsEvent, ctx: &mut Context<Self>) {
+    fn on_workspace_event(&mut self, event: &WsEvent, ctx: &mut Context<Self>) {
         if let WsEvent::Membership {
             user_id: changed,
             inbox_ids: now,
-        } = &event
+        } = event
             && let Peer::Agent {
                 user_id,
                 inbox_ids,
@@ -849,7 +849,8 @@ impl Session {
                 },
             ) => {
                 if *is_admin || inbox_ids.contains(&conversation.inbox_id) {
-                    self.send_frame(&ServerFrame::conversation(event, conversation), ctx);
+                    let frame = ServerFrame::conversation(*event, conversation.clone());
+                    self.send_frame(&frame, ctx);
                 }
             }
             (
@@ -859,14 +860,19 @@ impl Session {
                 },
                 Peer::Visitor { contact_id, .. },
             ) => {
-                if conversation.contact_id == *contact_id && event != ConversationEvent::Created {
-                    self.send_frame(&ServerFrame::conversation(event, conversation), ctx);
+                if conversation.contact_id == *contact_id && *event != ConversationEvent::Created {
+                    let frame = ServerFrame::conversation(*event, conversation.clone());
+                    self.send_frame(&frame, ctx);
                 }
             }
             (WsEvent::Presence { user_id, status }, Peer::Agent { .. }) => {
-                if self.known_presence.get(&user_id) != Some(&status) {
-                    self.known_presence.insert(user_id.clone(), status);
-                    self.send_frame(&ServerFrame::Presence { user_id, status }, ctx);
+                if self.known_presence.get(user_id) != Some(status) {
+                    self.known_presence.insert(user_id.clone(), *status);
+                    let frame = ServerFrame::Presence {
+                        user_id: user_id.clone(),
+                        status: *status,
+                    };
+                    self.send_frame(&frame, ctx);
                 }
             }
             (
@@ -882,14 +888,12 @@ impl Session {
                     ..
                 },
             ) => {
-                if user_ids.contains(user_id) && (*is_admin || inbox_ids.contains(&inbox_id)) {
-                    self.send_frame(
-                        &ServerFrame::Mention {
-                            conversation_id: message.conversation_id.clone(),
-                            message,
-                        },
-                        ctx,
-                    );
+                if user_ids.contains(user_id) && (*is_admin || inbox_ids.contains(inbox_id)) {
+                    let frame = ServerFrame::Mention {
+                        conversation_id: message.conversation_id.clone(),
+                        message: message.clone(),
+                    };
+                    self.send_frame(&frame, ctx);
                 }
             }
             (WsEvent::Presence { .. } | WsEvent::Mention { .. }, Peer::Visitor { .. })
@@ -932,10 +936,7 @@ async fn announce_presence(
         status,
     };
     backplane
-        .publish(
-            topic,
-            serde_json::to_string(&event).unwrap_or_default().into(),
-        )
+        .publish(topic, crate::backplane::payload(event))
         .await
 }
 
@@ -1130,7 +1131,7 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Session {
                 return;
             }
         };
-        if let Ok(event) = serde_json::from_str::<WsEvent>(&payload) {
+        if let Event::Workspace(event) = &*payload {
             self.on_workspace_event(event, ctx);
         }
     }
