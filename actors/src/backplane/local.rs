@@ -96,6 +96,11 @@ impl Default for LocalBackplane {
 #[async_trait::async_trait]
 impl Backplane for LocalBackplane {
     async fn publish(&self, topic: &str, payload: Payload) -> Result<(), BackplaneError> {
+        let _ = self.publish_now(topic, payload);
+        Ok(())
+    }
+
+    fn publish_now(&self, topic: &str, payload: Payload) -> Result<(), Payload> {
         let mut topics = lock(&self.topics);
         if let Some(sender) = topics.map.get(topic)
             && sender.send(payload).is_err()

@@ -17,7 +17,7 @@ use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 
 use super::events::ConvEvent;
 use super::hub::{Hub, Passivated};
-use super::writer::{Append, Writer};
+use super::writer::{self, Writer};
 use super::{EngineConfig, EngineError, conversation_topic, viewers_key};
 use crate::backplane::{Event, Payload, SharedBackplane, payload};
 use crate::protocol::{MessageObject, Participant, ServerFrame, Viewer};
@@ -616,9 +616,10 @@ impl ConversationActor {
             user_ids,
             message: message.clone(),
         };
+        // Published from a task, after this message's own frames have gone out.
         let payload = payload(event);
-        let backplane = self.backplane.clone();
         let topic = super::workspace_topic(&record.workspace_id);
+        let backplane = self.backplane.clone();
         actix::spawn(async move {
             if let Err(e) = backplane.publish(&topic, payload).await {
                 tracing::warn!(%topic, error = %e, "Could not announce a mention");
@@ -635,9 +636,11 @@ impl ConversationActor {
         } else {
             1
         };
-        let payload = payload(event);
-        let backplane = self.backplane.clone();
         let topic = conversation_topic(&self.id);
+        let Err(payload) = self.backplane.publish_now(&topic, payload(event)) else {
+            return;
+        };
+        let backplane = self.backplane.clone();
         actix::spawn(async move {
             let mut delay = GAP_WAIT;
             for attempt in 1..=attempts {
@@ -872,15 +875,13 @@ impl Handler<Post> for ConversationActor {
         let origin = msg.origin;
         // Queued with the Writer now, not when the future is first polled: appends leave
         // in the order they arrived (a session may have several in flight).
-        let request = self.writer.send(Append {
-            message: msg.message,
-        });
+        let answer = writer::append(&self.writer, msg.message);
         let ticket = self.appends.start();
         Box::pin(
             async move {
-                request
+                answer
                     .await
-                    .map_err(|e| EngineError::Unavailable(e.to_string()))?
+                    .unwrap_or_else(|_| Err(EngineError::Unavailable("writer restarted".into())))
             }
             .into_actor(self)
             .map(move |result, act, ctx| {

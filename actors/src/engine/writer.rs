@@ -17,15 +17,32 @@ use tokio::sync::oneshot;
 use super::EngineError;
 use crate::store::{Appended, NewMessage, SharedStore};
 
-/// Append one message durably; answers after the commit.
+/// Append one message durably; `reply` gets the outcome after the commit. Sent with
+/// `do_send`: the answer travels on `reply` alone (a request-response `send` would add
+/// a mailbox envelope, a second channel and a task per message on the engine thread).
+/// A writer that is gone drops `reply`, which its receiver sees as an error.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Appended, EngineError>")]
+#[rtype(result = "()")]
 pub struct Append {
     /// The message.
     pub message: NewMessage,
+    /// Where the outcome goes.
+    pub reply: Waiter,
 }
 
-type Waiter = oneshot::Sender<Result<Appended, EngineError>>;
+/// The sending half of an append's answer.
+pub type Waiter = oneshot::Sender<Result<Appended, EngineError>>;
+
+/// Queue `message` with `writer` now (appends leave in the order they are queued) and
+/// return the receiver of its outcome.
+pub fn append(
+    writer: &Addr<Writer>,
+    message: NewMessage,
+) -> oneshot::Receiver<Result<Appended, EngineError>> {
+    let (reply, answer) = oneshot::channel();
+    writer.do_send(Append { message, reply });
+    answer
+}
 
 /// Appends waiting for a commit, at most; past that the writer refuses (bounded memory:
 /// the store is not keeping up and clients retry with the same `client_id`).
@@ -159,27 +176,21 @@ impl Supervised for Writer {
 }
 
 impl Handler<Append> for Writer {
-    type Result = ResponseFuture<Result<Appended, EngineError>>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
         if self.pending >= MAX_PENDING {
             metrics::counter!("parley_writer_rejected_total").increment(1);
-            return Box::pin(async {
-                Err(EngineError::Unavailable(
-                    "the store is behind; retry with the same client_id".into(),
-                ))
-            });
+            let _ = msg.reply.send(Err(EngineError::Unavailable(
+                "the store is behind; retry with the same client_id".into(),
+            )));
+            return;
         }
         let lane = lane_of(&msg.message.conversation_id, self.lanes.len());
-        let (tx, rx) = oneshot::channel();
         if let Some(l) = self.lanes.get_mut(lane) {
-            l.pending.push((msg.message, tx));
+            l.pending.push((msg.message, msg.reply));
             self.pending += 1;
         }
         self.flush(lane, ctx);
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(EngineError::Unavailable("writer restarted".into())))
-        })
     }
 }
