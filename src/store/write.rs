@@ -319,4 +319,51 @@ mod tests {
         insert(&db, "x", 1).await.unwrap();
         assert_eq!(rows(&db).await, vec![("x".into(), 2)]);
     }
+
+    #[tokio::test]
+    async fn a_job_alone_in_its_round_that_fails_leaves_nothing() {
+        let (db, _dir) = sqlite().await;
+        // Awaited one at a time: each is a round of its own (no savepoint).
+        assert!(insert(&db, "z", -1).await.is_err(), "the refused job fails");
+        assert_eq!(rows(&db).await, vec![], "neither of its statements stayed");
+        insert(&db, "y", 1).await.unwrap();
+        assert!(insert(&db, "y", 7).await.is_err(), "the duplicate key fails");
+        assert_eq!(rows(&db).await, vec![("y".into(), 2)]);
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_copies_the_wal_into_the_database_file() {
+        let (db, dir) = sqlite().await;
+        let file = dir.path().join("parley.db");
+        let before = std::fs::metadata(&file).unwrap().len();
+        // About 400 pages: below SQLite's own threshold (1,000), so without the
+        // checkpointer they would stay in the WAL.
+        for _ in 0..50 {
+            db.write(|c| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO t (k, v) VALUES (hex(randomblob(16000)), 1)")
+                        .execute(&mut *c)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .await
+            .unwrap();
+        }
+        let grown = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let len = std::fs::metadata(&file).unwrap().len();
+                if len > before + 1_000_000 {
+                    return len;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(
+            grown.is_ok(),
+            "the database file stayed at {} bytes",
+            std::fs::metadata(&file).unwrap().len()
+        );
+    }
 }
