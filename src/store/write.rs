@@ -327,7 +327,10 @@ mod tests {
         assert!(insert(&db, "z", -1).await.is_err(), "the refused job fails");
         assert_eq!(rows(&db).await, vec![], "neither of its statements stayed");
         insert(&db, "y", 1).await.unwrap();
-        assert!(insert(&db, "y", 7).await.is_err(), "the duplicate key fails");
+        assert!(
+            insert(&db, "y", 7).await.is_err(),
+            "the duplicate key fails"
+        );
         assert_eq!(rows(&db).await, vec![("y".into(), 2)]);
     }
 
