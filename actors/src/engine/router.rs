@@ -582,15 +582,13 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Router {
         if let Event::Workspace(WsEvent::Presence { user_id, status }) = &*payload
             && self.presence.insert(user_id.clone(), *status) != Some(*status)
         {
-            let status = *status;
-            let user_id = user_id.clone();
             let all: Vec<(String, String)> = self
                 .inboxes
                 .iter()
                 .flat_map(|(ws, inboxes)| inboxes.iter().map(move |i| (ws.clone(), i.clone())))
                 .collect();
             for (ws, inbox) in all {
-                if status == crate::protocol::PresenceState::Offline {
+                if *status == crate::protocol::PresenceState::Offline {
                     self.return_when_still_offline(ws.clone(), inbox.clone(), user_id.clone(), ctx);
                 }
                 self.run(ws, inbox, None, ctx);
