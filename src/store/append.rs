@@ -27,12 +27,12 @@
 
 use std::collections::HashMap;
 
-use parley_actors::protocol::MessageObject;
+use parley_actors::protocol::{Attachment, MessageObject, Participant, ParticipantKind};
 use parley_actors::store::{Appended, NewMessage};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row as _};
 
-use super::engine::{enum_str, message_from_row};
+use super::engine::{enum_str, message_from_row, parse_enum};
 use super::{Db, new_id, now_ms, to_time};
 use crate::config::DatabaseKind;
 
@@ -147,13 +147,19 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, sqlx::Error> {
 }
 
 /// Append a batch in one transaction; results are in the batch's order. On SQLite the
-/// transaction joins the group commit of every write ([`Db::write`]).
+/// transaction joins the group commit of every write ([`Db::write`]); with a database
+/// file it runs on the writer's own connection ([`Db::write_direct`], [`append_direct`]).
 pub async fn append_batch(db: &Db, batch: Vec<NewMessage>) -> Result<Vec<Appended>, sqlx::Error> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
     let sql = match db.kind() {
         DatabaseKind::Postgres => &POSTGRES,
+        DatabaseKind::Sqlite if db.has_direct_writer() => {
+            return db
+                .write_direct(move |conn| append_direct(conn, batch).map_err(direct_error))
+                .await;
+        }
         DatabaseKind::Sqlite => &SQLITE,
     };
     db.write(move |conn| Box::pin(append_on(conn, sql, batch)))
@@ -184,17 +190,9 @@ async fn append_on(
     };
 
     // 2. The keys stored before.
-    let mut keys: Vec<Key<'_>> = batch
-        .iter()
-        .filter(|m| exists(m))
-        .filter_map(|m| {
-            m.client_id.as_deref().map(|k| Key {
-                c: &m.conversation_id,
-                k,
-            })
-        })
+    let mut keys: Vec<Key<'_>> = keys_to_look_up(&batch, exists)
+        .map(|(c, k)| Key { c, k })
         .collect();
-    keys.sort_unstable_by(|a, b| (a.c, a.k).cmp(&(b.c, b.k)));
     keys.dedup_by(|a, b| a.c == b.c && a.k == b.k);
     let mut stored: HashMap<(String, String), MessageObject> = HashMap::new();
     if !keys.is_empty() {
@@ -210,6 +208,238 @@ async fn append_on(
     }
 
     // 3. Plan every message and count what each conversation needs.
+    let (plans, needed) = plan(&batch, exists, stored);
+
+    // 4. Reserve the seqs.
+    let now = now_ms();
+    let mut next_seq: HashMap<String, i64> = HashMap::with_capacity(needed.len());
+    if !needed.is_empty() {
+        let reserve: Vec<Reserve<'_>> =
+            needed.iter().map(|(id, n)| Reserve { id, n: *n }).collect();
+        for r in sqlx::query(sql.reserve)
+            .bind(to_json(&reserve)?)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            let id: String = r.try_get("id")?;
+            let last: i64 = r.try_get("last_seq")?;
+            let n = needed.get(id.as_str()).copied().unwrap_or(0);
+            next_seq.insert(id, first_of_reservation(last, n));
+        }
+        if next_seq.len() != needed.len() {
+            return Err(sqlx::Error::Protocol(
+                "a locked conversation was not updated".into(),
+            ));
+        }
+    }
+
+    // 5. Insert the new messages.
+    let (mut ids, seqs) = number(&batch, &plans, &mut next_seq)?;
+    let rows: Vec<Row<'_>> = batch
+        .iter()
+        .zip(&plans)
+        .enumerate()
+        .filter(|(_, (_, plan))| matches!(plan, Plan::New))
+        .map(|(i, (m, _))| Row {
+            id: &ids[i],
+            workspace_id: &m.workspace_id,
+            conversation_id: &m.conversation_id,
+            seq: seqs[i],
+            kind: enum_str(&m.kind),
+            sender_type: enum_str(&m.sender.kind),
+            sender_id: &m.sender.id,
+            sender_name: &m.sender.name,
+            body: &m.body,
+            attachments: attachments_json(m),
+            channel: enum_str(&m.channel),
+            client_id: m.client_id.as_deref(),
+            created_at: now,
+        })
+        .collect();
+    if !rows.is_empty() {
+        let inserted = sqlx::query(sql.insert)
+            .bind(to_json(&rows)?)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if inserted != rows.len() as u64 {
+            return Err(sqlx::Error::Protocol(format!(
+                "inserted {inserted} of {} messages",
+                rows.len()
+            )));
+        }
+    }
+    drop(rows);
+
+    // 6. Answer (the caller commits, and only then passes the answers on).
+    Ok(answer(batch, plans, &mut ids, &seqs, now))
+}
+
+/// The same steps on SQLite's writer connection, one prepared statement per row: the
+/// statements are prepared once per connection and bound column by column, so nothing
+/// is encoded as JSON or parsed back, and the whole batch runs on the writer's thread
+/// without a hand-off per statement (see `write.rs`). SQLite needs no lock step: the
+/// group commit's `BEGIN IMMEDIATE` holds the database's write lock.
+pub(super) fn append_direct(
+    conn: &rusqlite::Connection,
+    batch: Vec<NewMessage>,
+) -> rusqlite::Result<Vec<Appended>> {
+    use rusqlite::OptionalExtension as _;
+
+    // 1. The workspace of each conversation.
+    let mut workspaces: HashMap<&str, String> = HashMap::new();
+    {
+        let mut select = conn.prepare_cached(DIRECT_WORKSPACE)?;
+        for m in &batch {
+            let id = m.conversation_id.as_str();
+            if workspaces.contains_key(id) {
+                continue;
+            }
+            if let Some(ws) = select.query_row([id], |r| r.get(0)).optional()? {
+                workspaces.insert(id, ws);
+            }
+        }
+    }
+    let exists = |m: &NewMessage| {
+        workspaces
+            .get(m.conversation_id.as_str())
+            .is_some_and(|ws| *ws == m.workspace_id)
+    };
+
+    // 2. The keys stored before.
+    let mut stored: HashMap<(String, String), MessageObject> = HashMap::new();
+    {
+        let mut select = conn.prepare_cached(DIRECT_DEDUP)?;
+        let mut keys: Vec<(&str, &str)> = keys_to_look_up(&batch, exists).collect();
+        keys.dedup();
+        for (c, k) in keys {
+            if let Some(m) = select.query_row([c, k], message_from_direct).optional()? {
+                stored.insert((c.to_owned(), k.to_owned()), m);
+            }
+        }
+    }
+
+    // 3. Plan.
+    let (plans, needed) = plan(&batch, exists, stored);
+
+    // 4. Reserve.
+    let now = now_ms();
+    let mut next_seq: HashMap<String, i64> = HashMap::with_capacity(needed.len());
+    {
+        let mut reserve = conn.prepare_cached(DIRECT_RESERVE)?;
+        for (id, n) in &needed {
+            let n_sql = i64::try_from(*n).unwrap_or(i64::MAX);
+            let last: i64 = reserve.query_row(rusqlite::params![n_sql, now, id], |r| r.get(0))?;
+            next_seq.insert((*id).to_owned(), first_of_reservation(last, *n));
+        }
+    }
+
+    // 5. Insert.
+    let (mut ids, seqs) = number(&batch, &plans, &mut next_seq)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    {
+        let mut insert = conn.prepare_cached(DIRECT_INSERT)?;
+        for (i, (m, plan)) in batch.iter().zip(&plans).enumerate() {
+            if !matches!(plan, Plan::New) {
+                continue;
+            }
+            insert.execute(rusqlite::params![
+                ids[i],
+                m.workspace_id,
+                m.conversation_id,
+                seqs[i],
+                enum_str(&m.kind),
+                enum_str(&m.sender.kind),
+                m.sender.id,
+                m.sender.name,
+                m.body,
+                attachments_json(m),
+                enum_str(&m.channel),
+                m.client_id,
+                now,
+            ])?;
+        }
+    }
+
+    // 6. Answer.
+    Ok(answer(batch, plans, &mut ids, &seqs, now))
+}
+
+const DIRECT_WORKSPACE: &str = "SELECT workspace_id FROM conversations WHERE id = ?1";
+const DIRECT_DEDUP: &str = "SELECT id, conversation_id, seq, kind, sender_type, sender_id, \
+     sender_name, body, attachments, channel, created_at FROM messages \
+     WHERE conversation_id = ?1 AND client_id = ?2";
+const DIRECT_RESERVE: &str = "UPDATE conversations SET last_seq = last_seq + ?1, \
+     last_message_at = ?2, updated_at = ?2 WHERE id = ?3 RETURNING last_seq";
+const DIRECT_INSERT: &str = "INSERT INTO messages (id, workspace_id, conversation_id, seq, \
+     kind, sender_type, sender_id, sender_name, body, attachments, channel, client_id, \
+     created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+/// Decode a row of [`DIRECT_DEDUP`].
+fn message_from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageObject> {
+    fn decoded<T>(column: usize, v: Result<T, sqlx::Error>) -> rusqlite::Result<T> {
+        v.map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                column,
+                rusqlite::types::Type::Text,
+                e.to_string().into(),
+            )
+        })
+    }
+    let attachments: String = r.get(8)?;
+    Ok(MessageObject {
+        id: r.get(0)?,
+        conversation_id: r.get(1)?,
+        seq: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+        kind: decoded(3, parse_enum(&r.get::<_, String>(3)?))?,
+        sender: Participant {
+            kind: decoded(4, parse_enum::<ParticipantKind>(&r.get::<_, String>(4)?))?,
+            id: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            name: r.get(6)?,
+        },
+        body: r.get(7)?,
+        attachments: decoded(
+            8,
+            serde_json::from_str::<Vec<Attachment>>(&attachments)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e))),
+        )?,
+        channel: decoded(9, parse_enum(&r.get::<_, String>(9)?))?,
+        created_at: to_time(r.get(10)?),
+    })
+}
+
+/// A direct append's failure, as the store's error type.
+fn direct_error(e: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("sqlite: {e}"))
+}
+
+/// The `(conversation_id, client_id)` keys of the batch's messages to existing
+/// conversations, sorted (so repeats are adjacent).
+fn keys_to_look_up<'b>(
+    batch: &'b [NewMessage],
+    exists: impl Fn(&NewMessage) -> bool,
+) -> impl Iterator<Item = (&'b str, &'b str)> {
+    let mut keys: Vec<(&str, &str)> = batch
+        .iter()
+        .filter(|m| exists(m))
+        .filter_map(|m| {
+            m.client_id
+                .as_deref()
+                .map(|k| (m.conversation_id.as_str(), k))
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter()
+}
+
+/// What becomes of each message, given which conversations exist and what is stored
+/// under the batch's keys; and how many `seq`s each conversation needs.
+fn plan<'b>(
+    batch: &'b [NewMessage],
+    exists: impl Fn(&NewMessage) -> bool,
+    mut stored: HashMap<(String, String), MessageObject>,
+) -> (Vec<Plan>, HashMap<&'b str, u64>) {
     let mut plans = Vec::with_capacity(batch.len());
     let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::new();
     let mut needed: HashMap<&str, u64> = HashMap::new();
@@ -234,89 +464,51 @@ async fn append_on(
         *needed.entry(&m.conversation_id).or_default() += 1;
         plans.push(Plan::New);
     }
+    (plans, needed)
+}
 
-    // 4. Reserve the seqs.
-    let now = now_ms();
-    let mut next_seq: HashMap<String, i64> = HashMap::with_capacity(needed.len());
-    if !needed.is_empty() {
-        let reserve: Vec<Reserve<'_>> =
-            needed.iter().map(|(id, n)| Reserve { id, n: *n }).collect();
-        for r in sqlx::query(sql.reserve)
-            .bind(to_json(&reserve)?)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            let id: String = r.try_get("id")?;
-            let last: i64 = r.try_get("last_seq")?;
-            let n = needed.get(id.as_str()).copied().unwrap_or(0);
-            next_seq.insert(id, last - i64::try_from(n).unwrap_or(i64::MAX) + 1);
-        }
-        if next_seq.len() != needed.len() {
-            return Err(sqlx::Error::Protocol(
-                "a locked conversation was not updated".into(),
-            ));
-        }
-    }
+/// The first `seq` of a reservation of `n` that ended at `last`.
+fn first_of_reservation(last: i64, n: u64) -> i64 {
+    last - i64::try_from(n).unwrap_or(i64::MAX) + 1
+}
 
-    // 5. Insert the new messages.
+/// A new id and the next reserved `seq` for every new message (empty and 0 for the
+/// others), in the batch's order.
+fn number(
+    batch: &[NewMessage],
+    plans: &[Plan],
+    next_seq: &mut HashMap<String, i64>,
+) -> Result<(Vec<String>, Vec<i64>), sqlx::Error> {
     let mut ids: Vec<String> = Vec::with_capacity(batch.len());
     let mut seqs: Vec<i64> = Vec::with_capacity(batch.len());
-    for (m, plan) in batch.iter().zip(&plans) {
-        let seq = match plan {
-            Plan::New => {
-                let next = next_seq.get_mut(&m.conversation_id).ok_or_else(|| {
-                    sqlx::Error::Protocol("no seq reserved for a conversation".into())
-                })?;
-                *next += 1;
-                *next - 1
-            }
-            _ => 0,
-        };
-        ids.push(if matches!(plan, Plan::New) {
-            new_id()
+    for (m, plan) in batch.iter().zip(plans) {
+        if matches!(plan, Plan::New) {
+            let next = next_seq.get_mut(&m.conversation_id).ok_or_else(|| {
+                sqlx::Error::Protocol("no seq reserved for a conversation".into())
+            })?;
+            seqs.push(*next);
+            *next += 1;
+            ids.push(new_id());
         } else {
-            String::new()
-        });
-        seqs.push(seq);
-    }
-    let rows: Vec<Row<'_>> = batch
-        .iter()
-        .zip(&plans)
-        .enumerate()
-        .filter(|(_, (_, plan))| matches!(plan, Plan::New))
-        .map(|(i, (m, _))| Row {
-            id: &ids[i],
-            workspace_id: &m.workspace_id,
-            conversation_id: &m.conversation_id,
-            seq: seqs[i],
-            kind: enum_str(&m.kind),
-            sender_type: enum_str(&m.sender.kind),
-            sender_id: &m.sender.id,
-            sender_name: &m.sender.name,
-            body: &m.body,
-            attachments: serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into()),
-            channel: enum_str(&m.channel),
-            client_id: m.client_id.as_deref(),
-            created_at: now,
-        })
-        .collect();
-    if !rows.is_empty() {
-        let inserted = sqlx::query(sql.insert)
-            .bind(to_json(&rows)?)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if inserted != rows.len() as u64 {
-            return Err(sqlx::Error::Protocol(format!(
-                "inserted {inserted} of {} messages",
-                rows.len()
-            )));
+            seqs.push(0);
+            ids.push(String::new());
         }
     }
-    drop(rows);
+    Ok((ids, seqs))
+}
 
-    // 6. Answer (the caller commits, and only then passes the answers on).
+fn attachments_json(m: &NewMessage) -> String {
+    serde_json::to_string(&m.attachments).unwrap_or_else(|_| "[]".into())
+}
+
+/// Each message's result, in the batch's order.
+fn answer(
+    batch: Vec<NewMessage>,
+    plans: Vec<Plan>,
+    ids: &mut [String],
+    seqs: &[i64],
+    now: i64,
+) -> Vec<Appended> {
     let mut out: Vec<Appended> = Vec::with_capacity(batch.len());
     for (i, (m, plan)) in batch.into_iter().zip(plans).enumerate() {
         let result = match plan {
@@ -340,5 +532,5 @@ async fn append_on(
         };
         out.push(result);
     }
-    Ok(out)
+    out
 }

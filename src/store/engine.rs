@@ -872,6 +872,17 @@ mod tests {
         (sql, mem)
     }
 
+    /// A migrated in-memory SQLite database: no database file, so appends take the
+    /// set-based statements (`append::SQLITE`) instead of the writer's direct connection.
+    async fn in_memory_db() -> Db {
+        let env = vec![("PARLEY__DATABASE__URL".to_owned(), "sqlite::memory:".to_owned())];
+        let db = Db::connect(&Settings::load_with_env(None, env).unwrap())
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -880,7 +891,19 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let (sql, mem) = rt.block_on(async {
                 let t = test_db(false).await;
+                assert!(t.db.has_direct_writer(), "a database file has a direct writer");
                 compare(&t.db, &batches).await
+            });
+            check(&batches, &sql, &mem)?;
+        }
+
+        #[test]
+        fn set_based_sqlite_appends_match_the_reference_too(batches in batches()) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (sql, mem) = rt.block_on(async {
+                let db = in_memory_db().await;
+                assert!(!db.has_direct_writer());
+                compare(&db, &batches).await
             });
             check(&batches, &sql, &mem)?;
         }

@@ -130,9 +130,16 @@ impl Db {
             .await
             .with_context(|| format!("connecting to the {kind:?} database"))?;
         let in_memory = sqlite_parent_dir(&url).is_none() && url.contains(":memory:");
-        let checkpoints = (!in_memory).then(|| options.clone());
+        // The writer's direct connection and the checkpointer open the file by name.
+        let file = if in_memory {
+            None
+        } else {
+            let sqlite = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                .context("database.url: cannot parse")?;
+            Some((sqlite.get_filename().to_path_buf(), options.clone()))
+        };
         let queue = Some(
-            write::WriteQueue::start(pool.clone(), checkpoints)
+            write::WriteQueue::start(pool.clone(), file, writer_pragmas)
                 .context("starting the SQLite writer thread")?,
         );
         if in_memory {

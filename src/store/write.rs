@@ -33,11 +33,22 @@ const MAX_ROUND: usize = 512;
 type Completion = Box<dyn FnOnce(Option<&sqlx::Error>) + Send>;
 type Job =
     Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Completion)> + Send>;
+/// A job for the writer's direct connection (see [`Db::write_direct`]): synchronous, on
+/// the writer's thread.
+type DirectJob = Box<dyn FnOnce(&rusqlite::Connection) -> (bool, Completion) + Send>;
+
+/// What the queue carries.
+enum Work {
+    Sqlx(Job),
+    Direct(DirectJob),
+}
 
 /// The queue in front of SQLite's single writer connection.
 #[derive(Clone)]
 pub(super) struct WriteQueue {
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::UnboundedSender<Work>,
+    /// Whether the writer has a direct connection (a database file; not `:memory:`).
+    direct: bool,
 }
 
 impl WriteQueue {
@@ -50,16 +61,23 @@ impl WriteQueue {
     /// engine's backlog (a 10,000-visitor burst backed the writer up past 20,000
     /// messages). On its own thread a round waits only for SQLite.
     ///
-    /// `checkpoints`: the options of a connection to the same database file, for the
-    /// checkpointer (see [`checkpointer`]); `None` for a database without a WAL.
+    /// `file`: the database file, for the writer's direct connection and the
+    /// checkpointer (see [`checkpointer`]): `None` for `:memory:`, which has neither.
+    /// `checkpoints` are the sqlx options of a connection to that file.
     pub(super) fn start(
         pool: sqlx::AnyPool,
-        checkpoints: Option<AnyConnectOptions>,
-    ) -> std::io::Result<Self> {
+        file: Option<(std::path::PathBuf, AnyConnectOptions)>,
+        pragmas: &str,
+    ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let (direct, checkpoints) = match file {
+            Some((path, options)) => (Some(open_direct(&path, pragmas)?), Some(options)),
+            None => (None, None),
+        };
+        let has_direct = direct.is_some();
         std::thread::Builder::new()
             .name("parley-writer".into())
             .spawn(move || {
@@ -68,79 +86,183 @@ impl WriteQueue {
                     if let Some(options) = checkpoints {
                         tokio::spawn(checkpointer(options));
                     }
-                    run(pool, rx).await;
+                    run(pool, direct, rx).await;
                 });
             })?;
-        Ok(Self { tx })
+        Ok(Self {
+            tx,
+            direct: has_direct,
+        })
     }
 }
 
-async fn run(pool: sqlx::AnyPool, mut rx: mpsc::UnboundedReceiver<Job>) {
-    let mut jobs: Vec<Job> = Vec::new();
-    while rx.recv_many(&mut jobs, MAX_ROUND).await > 0 {
-        let round = std::mem::take(&mut jobs);
-        metrics::histogram!("parley_write_round_jobs").record(round.len() as f64);
+/// The writer's direct connection to the database file, with the writer's pragmas.
+fn open_direct(path: &std::path::Path, pragmas: &str) -> anyhow::Result<rusqlite::Connection> {
+    use anyhow::Context as _;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {} for the writer", path.display()))?;
+    conn.execute_batch(pragmas)
+        .context("setting the writer's pragmas")?;
+    // Plenty for the few statements it runs (the default is 16).
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+async fn run(
+    pool: sqlx::AnyPool,
+    mut direct: Option<rusqlite::Connection>,
+    mut rx: mpsc::UnboundedReceiver<Work>,
+) {
+    let mut work: Vec<Work> = Vec::new();
+    while rx.recv_many(&mut work, MAX_ROUND).await > 0 {
+        let mut jobs = Vec::new();
+        let mut directs = Vec::new();
+        for w in work.drain(..) {
+            match w {
+                Work::Sqlx(job) => jobs.push(job),
+                Work::Direct(job) => directs.push(job),
+            }
+        }
+        metrics::histogram!("parley_write_round_jobs").record((jobs.len() + directs.len()) as f64);
+        // The pool's one connection, held for the whole round: while the writer holds it
+        // nobody else writes through the pool, so the direct connection's transaction
+        // never races a pool transaction for SQLite's write lock.
         let mut conn = match pool.acquire().await {
             Ok(c) => c,
             Err(e) => {
-                fail_all(round, &e);
+                fail_all(jobs, directs, &e);
                 continue;
             }
         };
-        let mut completions = Vec::with_capacity(round.len());
-        let mut broken: Option<sqlx::Error> = None;
-        // Each job runs in its own savepoint. Opening the next one goes in the same
-        // call as closing the last (`RELEASE …; SAVEPOINT …`): every statement is a
-        // round trip to SQLite's worker thread, and the round is serial. A round of one
-        // job (the usual case under a steady load: the engine's Writer sends one batch
-        // at a time) needs no savepoint: its failure rolls back the transaction. A
-        // savepoint is not free: SQLite copies each page it is about to change into the
-        // savepoint's journal first.
-        let alone = round.len() == 1;
-        let mut open = if alone {
-            "BEGIN IMMEDIATE"
-        } else {
-            "BEGIN IMMEDIATE; SAVEPOINT parley_job"
-        };
-        let last = round.len().saturating_sub(1);
-        for (i, job) in round.into_iter().enumerate() {
-            if broken.is_some() {
-                // A savepoint statement failed: the round cannot go on. Dropping the
-                // job drops its answer channel, so its caller gets an error.
-                drop(job);
-                continue;
+        if !jobs.is_empty() {
+            let (completions, err) = sqlx_round(&mut conn, jobs).await;
+            for done in completions {
+                done(err.as_ref());
             }
-            if let Err(e) = conn.execute(open).await {
-                broken = Some(e);
-                continue;
-            }
-            let (ok, done) = job(&mut conn).await;
-            completions.push(done);
-            open = match (ok, i == last, alone) {
-                (true, _, true) => "COMMIT",
-                (false, _, true) => "ROLLBACK",
-                (true, false, false) => "RELEASE parley_job; SAVEPOINT parley_job",
-                (false, false, false) => {
-                    "ROLLBACK TO parley_job; RELEASE parley_job; SAVEPOINT parley_job"
+        }
+        if !directs.is_empty() {
+            let (completions, err) = match direct.as_mut() {
+                Some(direct) => direct_round(direct, directs),
+                None => {
+                    // `write_direct` refuses when there is no direct connection.
+                    fail_all(Vec::new(), directs, &sqlx::Error::PoolClosed);
+                    (Vec::new(), None)
                 }
-                (true, true, false) => "RELEASE parley_job; COMMIT",
-                (false, true, false) => "ROLLBACK TO parley_job; RELEASE parley_job; COMMIT",
             };
+            drop(conn);
+            for done in completions {
+                done(err.as_ref());
+            }
         }
-        // The last call ends the transaction (after releasing the last savepoint).
-        let outcome = match broken {
-            Some(e) => Err(e),
-            None => conn.execute(open).await.map(|_| ()),
-        };
-        if outcome.is_err() {
-            // Leave the connection clean for the next round (a failed COMMIT may leave
-            // the transaction open).
-            let _ = conn.execute("ROLLBACK").await;
+    }
+}
+
+/// One transaction of sqlx jobs, each in its own savepoint; the completions and the
+/// round's error, if it failed.
+async fn sqlx_round(
+    conn: &mut AnyConnection,
+    round: Vec<Job>,
+) -> (Vec<Completion>, Option<sqlx::Error>) {
+    let mut completions = Vec::with_capacity(round.len());
+    let mut broken: Option<sqlx::Error> = None;
+    // Each job runs in its own savepoint. Opening the next one goes in the same call as
+    // closing the last (`RELEASE …; SAVEPOINT …`): every statement is a round trip to
+    // SQLite's worker thread, and the round is serial. A round of one job needs no
+    // savepoint: its failure rolls back the transaction. A savepoint is not free:
+    // SQLite copies each page it is about to change into the savepoint's journal first.
+    let alone = round.len() == 1;
+    let mut open = if alone {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN IMMEDIATE; SAVEPOINT parley_job"
+    };
+    let last = round.len().saturating_sub(1);
+    for (i, job) in round.into_iter().enumerate() {
+        if broken.is_some() {
+            // A savepoint statement failed: the round cannot go on. Dropping the job
+            // drops its answer channel, so its caller gets an error.
+            drop(job);
+            continue;
         }
-        let err = outcome.err();
-        for done in completions {
-            done(err.as_ref());
+        if let Err(e) = conn.execute(open).await {
+            broken = Some(e);
+            continue;
         }
+        let (ok, done) = job(conn).await;
+        completions.push(done);
+        open = next_statement(ok, i == last, alone);
+    }
+    // The last call ends the transaction (after releasing the last savepoint).
+    let outcome = match broken {
+        Some(e) => Err(e),
+        None => conn.execute(open).await.map(|_| ()),
+    };
+    if outcome.is_err() {
+        // Leave the connection clean for the next round (a failed COMMIT may leave the
+        // transaction open).
+        let _ = conn.execute("ROLLBACK").await;
+    }
+    (completions, outcome.err())
+}
+
+/// The same for direct jobs, on the direct connection.
+fn direct_round(
+    conn: &rusqlite::Connection,
+    round: Vec<DirectJob>,
+) -> (Vec<Completion>, Option<sqlx::Error>) {
+    let mut completions = Vec::with_capacity(round.len());
+    let mut broken: Option<rusqlite::Error> = None;
+    let alone = round.len() == 1;
+    let mut open = if alone {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN IMMEDIATE; SAVEPOINT parley_job"
+    };
+    let last = round.len().saturating_sub(1);
+    for (i, job) in round.into_iter().enumerate() {
+        if broken.is_some() {
+            drop(job);
+            continue;
+        }
+        if let Err(e) = conn.execute_batch(open) {
+            broken = Some(e);
+            continue;
+        }
+        let (ok, done) = job(conn);
+        completions.push(done);
+        open = next_statement(ok, i == last, alone);
+    }
+    let outcome = match broken {
+        Some(e) => Err(e),
+        None => conn.execute_batch(open),
+    };
+    if outcome.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    (
+        completions,
+        outcome
+            .err()
+            .map(|e| sqlx::Error::Protocol(format!("sqlite: {e}"))),
+    )
+}
+
+/// What ends a job of a round (and opens the next one's savepoint): `ok` is whether
+/// the job succeeded, `last` whether it is the round's last, `alone` whether it is the
+/// round's only job (no savepoints).
+fn next_statement(ok: bool, last: bool, alone: bool) -> &'static str {
+    match (ok, last, alone) {
+        (true, _, true) => "COMMIT",
+        (false, _, true) => "ROLLBACK",
+        (true, false, false) => "RELEASE parley_job; SAVEPOINT parley_job",
+        (false, false, false) => "ROLLBACK TO parley_job; RELEASE parley_job; SAVEPOINT parley_job",
+        (true, true, false) => "RELEASE parley_job; COMMIT",
+        (false, true, false) => "ROLLBACK TO parley_job; RELEASE parley_job; COMMIT",
     }
 }
 
@@ -176,10 +298,11 @@ async fn checkpointer(options: AnyConnectOptions) {
     }
 }
 
-fn fail_all(round: Vec<Job>, e: &sqlx::Error) {
-    tracing::warn!(error = %e, jobs = round.len(), "A group commit could not start");
+fn fail_all(jobs: Vec<Job>, directs: Vec<DirectJob>, e: &sqlx::Error) {
+    tracing::warn!(error = %e, jobs = jobs.len() + directs.len(), "A group commit could not start");
     // Dropping a job drops its answer channel: the caller sees the queue error.
-    drop(round);
+    drop(jobs);
+    drop(directs);
 }
 
 /// Copy a round's error for one caller (`sqlx::Error` is not `Clone`).
@@ -221,11 +344,59 @@ impl Db {
         });
         queue
             .tx
-            .send(job)
+            .send(Work::Sqlx(job))
             .map_err(|_| E::from(sqlx::Error::PoolClosed))?;
         result
             .await
             .map_err(|_| E::from(sqlx::Error::Protocol("group commit failed".into())))?
+    }
+
+    /// Whether [`Db::write_direct`] can run: SQLite with a database file.
+    pub fn has_direct_writer(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.direct)
+    }
+
+    /// Run `f` on the SQLite writer's direct connection (rusqlite, on the writer's
+    /// thread) as part of the next group commit, and return its result once it has
+    /// committed. When `f` fails, nothing it did is kept.
+    ///
+    /// For the hot path alone (the engine's appends): no hand-off to sqlx's worker
+    /// thread per statement, statements prepared once and bound natively. A round runs
+    /// its [`Db::write`] jobs first and commits them, then its direct jobs in a
+    /// transaction of their own, so a direct job sees every write job queued before
+    /// it; a write job queued after a direct job of the same round does not see it
+    /// until its own transaction (none depends on an append). Fails at once without a
+    /// direct connection ([`Db::has_direct_writer`]).
+    pub async fn write_direct<T, F>(&self, f: F) -> Result<T, sqlx::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, sqlx::Error> + Send + 'static,
+    {
+        let Some(queue) = self.queue.as_ref().filter(|q| q.direct) else {
+            return Err(sqlx::Error::Protocol(
+                "no direct SQLite writer for this database".into(),
+            ));
+        };
+        let (answer, result) = oneshot::channel::<Result<T, sqlx::Error>>();
+        let job: DirectJob = Box::new(move |conn: &rusqlite::Connection| {
+            let outcome = f(conn);
+            let ok = outcome.is_ok();
+            let done: Completion = Box::new(move |commit: Option<&sqlx::Error>| {
+                let answer_value = match (outcome, commit) {
+                    (Ok(_), Some(e)) => Err(round_error(e)),
+                    (outcome, _) => outcome,
+                };
+                let _ = answer.send(answer_value);
+            });
+            (ok, done)
+        });
+        queue
+            .tx
+            .send(Work::Direct(job))
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        result
+            .await
+            .map_err(|_| sqlx::Error::Protocol("group commit failed".into()))?
     }
 }
 
