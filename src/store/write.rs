@@ -505,6 +505,69 @@ mod tests {
         assert_eq!(rows(&db).await, vec![("y".into(), 2)]);
     }
 
+    fn insert_direct(
+        db: &Db,
+        k: &'static str,
+        v: i64,
+    ) -> impl Future<Output = Result<i64, sqlx::Error>> {
+        let db = db.clone();
+        async move {
+            db.write_direct(move |c| {
+                let run = || -> rusqlite::Result<i64> {
+                    c.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", rusqlite::params![k, v])?;
+                    c.execute("UPDATE t SET v = v + 1 WHERE k = ?1", [k])?;
+                    // What the job sees: every row committed or written before it.
+                    c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                };
+                match run() {
+                    Ok(_) if v < 0 => Err(sqlx::Error::Protocol("refused".into())),
+                    Ok(n) => Ok(n),
+                    Err(e) => Err(sqlx::Error::Protocol(e.to_string())),
+                }
+            })
+            .await
+        }
+    }
+
+    #[tokio::test]
+    async fn direct_jobs_share_rounds_with_write_jobs_and_a_failed_one_leaves_nothing() {
+        let (db, _dir) = sqlite().await;
+        assert!(db.has_direct_writer());
+        // Queued together (usually one round: write jobs first, then the direct ones,
+        // each in a savepoint of their own transaction).
+        let (w1, d1, d2, d3, w2) = tokio::join!(
+            insert(&db, "w1", 1),
+            insert_direct(&db, "d1", 10),
+            insert_direct(&db, "d2", -1),
+            insert_direct(&db, "w1", 7),
+            insert(&db, "w2", 2),
+        );
+        assert!(w1.is_ok() && w2.is_ok(), "{w1:?} {w2:?}");
+        // It sees w1, queued before it (in an earlier round, or earlier in its own);
+        // w2 may share its round (write jobs run first) or come after.
+        assert!(d1.unwrap() >= 2, "the direct job sees the write jobs queued before it");
+        assert!(d2.is_err(), "the refused direct job fails");
+        assert!(d3.is_err(), "the duplicate key fails");
+        assert_eq!(
+            rows(&db).await,
+            vec![("d1".into(), 11), ("w1".into(), 2), ("w2".into(), 3)]
+        );
+        // Alone in its round (no savepoint), a failure leaves nothing either.
+        assert!(insert_direct(&db, "z", -5).await.is_err());
+        assert!(rows(&db).await.iter().all(|(k, _)| k != "z"));
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_has_no_direct_writer() {
+        let env = vec![("PARLEY__DATABASE__URL".to_owned(), "sqlite::memory:".to_owned())];
+        let db = Db::connect(&Settings::load_with_env(None, env).unwrap())
+            .await
+            .unwrap();
+        assert!(!db.has_direct_writer());
+        let refused = db.write_direct(|_| Ok(())).await;
+        assert!(refused.is_err());
+    }
+
     #[tokio::test]
     async fn the_checkpointer_copies_the_wal_into_the_database_file() {
         let (db, dir) = sqlite().await;

@@ -866,6 +866,7 @@ impl Handler<Post> for ConversationActor {
     type Result = ResponseActFuture<Self, Result<Appended, EngineError>>;
 
     fn handle(&mut self, mut msg: Post, _ctx: &mut Context<Self>) -> Self::Result {
+        metrics::counter!("parley_conversation_posts_total").increment(1);
         self.last_activity = Instant::now();
         // A message is written in its conversation's channel (an agent's reply to an
         // email conversation is an email).
@@ -885,6 +886,7 @@ impl Handler<Post> for ConversationActor {
             }
             .into_actor(self)
             .map(move |result, act, ctx| {
+                metrics::counter!("parley_conversation_posts_answered_total").increment(1);
                 // Deliver in the order the appends were sent (= seq order), whatever
                 // order their futures are polled in.
                 let stored = match &result {

@@ -552,7 +552,9 @@ impl Session {
                 // to MAX_IN_FLIGHT of them wait for their commits together.
                 let request = addr.send(Post { message, origin });
                 let ticket = act.posts.start();
+                metrics::counter!("parley_ws_posts_total").increment(1);
                 let pending = request.into_actor(act).map(move |result, act, ctx| {
+                    metrics::counter!("parley_ws_posts_answered_total").increment(1);
                     // Answers leave in the order the frames came.
                     for (result, client_id, r#ref) in
                         act.posts.finish(ticket, (result, client_id, r#ref))

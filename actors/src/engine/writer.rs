@@ -118,6 +118,8 @@ impl Writer {
             .map(move |result, act, ctx| {
                 metrics::histogram!("parley_writer_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
+                metrics::counter!("parley_writer_appends_done_total")
+                    .increment(waiters.len() as u64);
                 match result {
                     Ok(results) if results.len() == waiters.len() => {
                         for (waiter, r) in waiters.into_iter().zip(results) {
@@ -179,6 +181,7 @@ impl Handler<Append> for Writer {
     type Result = ();
 
     fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
+        metrics::counter!("parley_writer_appends_total").increment(1);
         if self.pending >= MAX_PENDING {
             metrics::counter!("parley_writer_rejected_total").increment(1);
             let _ = msg.reply.send(Err(EngineError::Unavailable(
