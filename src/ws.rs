@@ -22,9 +22,11 @@ use actix_http::ws::{CloseReason, Codec, Frame, Item, OpCode, Parser};
 use actix_web::body::{BodyStream, MessageBody as _};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use futures_util::{Stream, StreamExt as _};
+use futures_util::{FutureExt as _, Stream, StreamExt as _};
 use parley_actors::engine::outbox::{Outbound, OutboxReceiver, outbox};
-use parley_actors::engine::session::{CLOSE_TIMEOUT, Disconnect, Inbound, Peer, Session};
+use parley_actors::engine::session::{
+    CLOSE_TIMEOUT, Disconnect, Inbound, MAX_INBOUND_BATCH, Peer, Session,
+};
 use parley_actors::protocol::{ErrorCode, ServerFrame};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -175,9 +177,25 @@ fn bridge(
             tokio::select! {
                 frame = frames.next() => {
                     last_heard = Instant::now();
+                    // Text frames already read go to the session together (one round
+                    // trip per batch); `after` is what ended the batch, if anything did.
+                    let mut texts = Vec::new();
+                    let mut after = Some(frame);
+                    while let Some(Some(Ok(Received::Text(_)))) = &after {
+                        if let Some(Some(Ok(Received::Text(text)))) = after.take() {
+                            texts.push(text);
+                        }
+                        if texts.len() < MAX_INBOUND_BATCH {
+                            after = frames.next().now_or_never();
+                        }
+                    }
+                    if !texts.is_empty() && addr.send(Inbound { texts }).await.is_err() {
+                        break;
+                    }
+                    let Some(frame) = after else { continue };
                     match frame {
                         Some(Ok(Received::Text(text))) => {
-                            if addr.send(Inbound { text }).await.is_err() {
+                            if addr.send(Inbound { texts: vec![text] }).await.is_err() {
                                 break;
                             }
                         }

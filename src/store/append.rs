@@ -1,5 +1,8 @@
-//! The durable write path: one group commit of the engine's Writer, as one transaction
-//! of set-based statements whatever the batch size.
+//! The durable write path: one group commit of the engine's Writer, as one transaction.
+//! PostgreSQL (and SQLite `:memory:`) run it as set-based statements whatever the batch
+//! size (below); SQLite with a database file runs the same steps per row on the writer
+//! thread's own connection ([`append_direct`]). Both share the planning ([`plan`],
+//! [`number`], [`answer`]).
 //!
 //! 1. **Lock** the batch's conversations (PostgreSQL: `SELECT … ORDER BY id FOR UPDATE`,
 //!    in id order so that two nodes locking overlapping sets cannot deadlock; SQLite:

@@ -514,7 +514,10 @@ mod tests {
         async move {
             db.write_direct(move |c| {
                 let run = || -> rusqlite::Result<i64> {
-                    c.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", rusqlite::params![k, v])?;
+                    c.execute(
+                        "INSERT INTO t (k, v) VALUES (?1, ?2)",
+                        rusqlite::params![k, v],
+                    )?;
                     c.execute("UPDATE t SET v = v + 1 WHERE k = ?1", [k])?;
                     // What the job sees: every row committed or written before it.
                     c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
@@ -545,7 +548,10 @@ mod tests {
         assert!(w1.is_ok() && w2.is_ok(), "{w1:?} {w2:?}");
         // It sees w1, queued before it (in an earlier round, or earlier in its own);
         // w2 may share its round (write jobs run first) or come after.
-        assert!(d1.unwrap() >= 2, "the direct job sees the write jobs queued before it");
+        assert!(
+            d1.unwrap() >= 2,
+            "the direct job sees the write jobs queued before it"
+        );
         assert!(d2.is_err(), "the refused direct job fails");
         assert!(d3.is_err(), "the duplicate key fails");
         assert_eq!(
@@ -559,7 +565,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_in_memory_database_has_no_direct_writer() {
-        let env = vec![("PARLEY__DATABASE__URL".to_owned(), "sqlite::memory:".to_owned())];
+        let env = vec![(
+            "PARLEY__DATABASE__URL".to_owned(),
+            "sqlite::memory:".to_owned(),
+        )];
         let db = Db::connect(&Settings::load_with_env(None, env).unwrap())
             .await
             .unwrap();

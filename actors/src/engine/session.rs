@@ -82,13 +82,21 @@ pub enum Peer {
     },
 }
 
-/// A text frame from the client.
+/// Text frames from the client, in the order they came: every whole frame the socket
+/// had read when the first one was taken (see [`MAX_INBOUND_BATCH`]). The answer comes
+/// once each has been handled, so a socket has one batch in the session at a time.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Inbound {
-    /// The frame's text.
-    pub text: String,
+    /// The frames' texts.
+    pub texts: Vec<String>,
 }
+
+/// Most frames one [`Inbound`] carries. A socket with a backlog hands its frames over in
+/// batches: one round trip to the session per batch instead of per frame, so a backlog
+/// drains faster than it builds up (with one frame per round trip, each socket's intake
+/// was bounded by how often its reader was polled, and a backlog, once there, stayed).
+pub const MAX_INBOUND_BATCH: usize = 32;
 
 /// The socket is gone (or the server is shutting down): clean up and stop.
 #[derive(Debug, Message)]
@@ -1063,11 +1071,49 @@ impl Actor for Session {
 }
 
 impl Handler<Inbound> for Session {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Inbound, _ctx: &mut Context<Self>) -> Self::Result {
+        Box::pin(Intake {
+            texts: msg.texts.into_iter(),
+        })
+    }
+}
+
+/// A batch of frames being handled, one after another. A frame whose handling waits for
+/// something (`ctx.wait`: a full commit window, a new conversation) holds the rest back:
+/// while a context waits it polls none of its other futures, this one included, so the
+/// next frame is handled only after that wait, exactly as if it had come alone.
+struct Intake {
+    texts: std::vec::IntoIter<String>,
+}
+
+impl ActorFuture<Session> for Intake {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        act: &mut Session,
+        ctx: &mut Context<Session>,
+        _task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let this = self.get_mut();
+        for text in this.texts.by_ref() {
+            act.on_text(&text, ctx);
+            if ctx.waiting() {
+                // Polled again once the wait is over (the context wakes for it).
+                return std::task::Poll::Pending;
+            }
+        }
+        std::task::Poll::Ready(())
+    }
+}
+
+impl Session {
+    /// One text frame from the client.
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         metrics::counter!("parley_ws_frames_in_total").increment(1);
-        match parse_client_frame(&msg.text) {
+        match parse_client_frame(text) {
             Ok(frame) => self.handle_frame(frame, ctx),
             Err(e) => {
                 metrics::counter!("parley_ws_errors_total", "code" => e.code().as_str())
