@@ -419,10 +419,10 @@ fn direct_error(e: rusqlite::Error) -> sqlx::Error {
 
 /// The `(conversation_id, client_id)` keys of the batch's messages to existing
 /// conversations, sorted (so repeats are adjacent).
-fn keys_to_look_up<'b>(
-    batch: &'b [NewMessage],
+fn keys_to_look_up(
+    batch: &[NewMessage],
     exists: impl Fn(&NewMessage) -> bool,
-) -> impl Iterator<Item = (&'b str, &'b str)> {
+) -> impl Iterator<Item = (&str, &str)> {
     let mut keys: Vec<(&str, &str)> = batch
         .iter()
         .filter(|m| exists(m))
@@ -438,11 +438,11 @@ fn keys_to_look_up<'b>(
 
 /// What becomes of each message, given which conversations exist and what is stored
 /// under the batch's keys; and how many `seq`s each conversation needs.
-fn plan<'b>(
-    batch: &'b [NewMessage],
+fn plan(
+    batch: &[NewMessage],
     exists: impl Fn(&NewMessage) -> bool,
     mut stored: HashMap<(String, String), MessageObject>,
-) -> (Vec<Plan>, HashMap<&'b str, u64>) {
+) -> (Vec<Plan>, HashMap<&str, u64>) {
     let mut plans = Vec::with_capacity(batch.len());
     let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::new();
     let mut needed: HashMap<&str, u64> = HashMap::new();
