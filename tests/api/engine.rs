@@ -24,6 +24,7 @@ on_both_stores!(
     a_burst_of_200_visitors_is_acked_and_stored_exactly_once,
     concurrent_writers_into_one_conversation_get_gap_free_seqs,
     sockets_without_valid_credentials_are_refused,
+    frames_read_together_are_handled_in_order_and_open_one_conversation,
 );
 
 async fn setup(b: Backend, extra: &[(&str, &str)]) -> (TestEnv, TestApp, Session, Session, Chat) {
@@ -1104,6 +1105,35 @@ async fn an_agent_removed_from_an_inbox_loses_its_conversations_at_once(b: Backe
         assert!(
             std::time::Instant::now() < deadline,
             "membership change not applied"
+        );
+    }
+}
+
+/// 100 first messages written at once reach the session in batches; the first opens the
+/// conversation (the session waits for it) and the rest must wait their turn behind it
+/// and behind the 32-post commit window, so all land in that one conversation, in order.
+async fn frames_read_together_are_handled_in_order_and_open_one_conversation(b: Backend) {
+    let (_env, app, _admin, _agent, chat) =
+        setup(b, &[("PARLEY__ENGINE__VISITOR_MESSAGES_PER_SEC", "100000")]).await;
+    let mut visitor = app.visitor(&chat).await;
+
+    visitor
+        .ws
+        .send_together((0..100).map(
+            |i| json!({"type": "send", "client_id": format!("b-{i}"), "body": format!("m{i}")}),
+        ))
+        .await;
+
+    let mut conversation: Option<String> = None;
+    for i in 0..100u64 {
+        let ack = visitor.ws.recv_type("ack").await;
+        assert_eq!(ack["client_id"], format!("b-{i}"), "acks in the order sent");
+        assert_eq!(ack["seq"], i + 1, "stored in the order sent");
+        let conv = ack["conversation_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            conversation.get_or_insert_with(|| conv.clone()),
+            &conv,
+            "every frame went to the conversation the first one opened"
         );
     }
 }

@@ -532,6 +532,21 @@ impl Ws {
         self.send_text(frame.to_string()).await;
     }
 
+    /// Send several JSON frames in one write (one flush), so the server reads them
+    /// together.
+    pub async fn send_together(&mut self, frames: impl IntoIterator<Item = Value>) {
+        use futures_util::SinkExt as _;
+        for frame in frames {
+            self.stream
+                .feed(tokio_tungstenite::tungstenite::Message::text(
+                    frame.to_string(),
+                ))
+                .await
+                .expect("frame queued");
+        }
+        self.stream.flush().await.expect("frames sent");
+    }
+
     /// Send a raw text frame.
     pub async fn send_text(&mut self, text: String) {
         use futures_util::SinkExt as _;
