@@ -91,7 +91,7 @@ pub struct EngineSettings {
     pub idle_passivate_secs: u64,
     /// Test only: allow injecting faults.
     pub fault_injection: bool,
-    /// Group commits in flight at once; 0 = 1 on SQLite (one writer), 4 on PostgreSQL.
+    /// Group commits in flight at once; 0 = 1 on SQLite (one writer), 2 on PostgreSQL.
     pub writer_lanes: usize,
 }
 

@@ -120,7 +120,7 @@ impl Application {
                 max_batch: 512,
                 writer_lanes: match (e.writer_lanes, db.kind()) {
                     (0, crate::config::DatabaseKind::Sqlite) => 1,
-                    (0, crate::config::DatabaseKind::Postgres) => 4,
+                    (0, crate::config::DatabaseKind::Postgres) => 2,
                     (n, _) => n,
                 },
                 fault_injection: e.fault_injection,
