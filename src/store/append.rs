@@ -36,6 +36,7 @@ use serde::Serialize;
 use sqlx::{AnyConnection, Row as _};
 
 use super::engine::{enum_str, message_from_row, parse_enum};
+use super::write::direct_error;
 use super::{Db, new_id, now_ms, to_time};
 use crate::config::DatabaseKind;
 
@@ -193,10 +194,10 @@ async fn append_on(
     };
 
     // 2. The keys stored before.
-    let mut keys: Vec<Key<'_>> = keys_to_look_up(&batch, exists)
+    let keys: Vec<Key<'_>> = keys_to_look_up(&batch, exists)
+        .into_iter()
         .map(|(c, k)| Key { c, k })
         .collect();
-    keys.dedup_by(|a, b| a.c == b.c && a.k == b.k);
     let mut stored: HashMap<(String, String), MessageObject> = HashMap::new();
     if !keys.is_empty() {
         for r in sqlx::query(sql.dedup)
@@ -314,9 +315,7 @@ pub(super) fn append_direct(
     let mut stored: HashMap<(String, String), MessageObject> = HashMap::new();
     {
         let mut select = conn.prepare_cached(DIRECT_DEDUP)?;
-        let mut keys: Vec<(&str, &str)> = keys_to_look_up(&batch, exists).collect();
-        keys.dedup();
-        for (c, k) in keys {
+        for (c, k) in keys_to_look_up(&batch, exists) {
             if let Some(m) = select.query_row([c, k], message_from_direct).optional()? {
                 stored.insert((c.to_owned(), k.to_owned()), m);
             }
@@ -412,17 +411,12 @@ fn message_from_direct(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageObject>
     })
 }
 
-/// A direct append's failure, as the store's error type.
-fn direct_error(e: rusqlite::Error) -> sqlx::Error {
-    sqlx::Error::Protocol(format!("sqlite: {e}"))
-}
-
-/// The `(conversation_id, client_id)` keys of the batch's messages to existing
-/// conversations, sorted (so repeats are adjacent).
+/// The distinct `(conversation_id, client_id)` keys of the batch's messages to existing
+/// conversations, sorted.
 fn keys_to_look_up(
     batch: &[NewMessage],
     exists: impl Fn(&NewMessage) -> bool,
-) -> impl Iterator<Item = (&str, &str)> {
+) -> Vec<(&str, &str)> {
     let mut keys: Vec<(&str, &str)> = batch
         .iter()
         .filter(|m| exists(m))
@@ -433,7 +427,8 @@ fn keys_to_look_up(
         })
         .collect();
     keys.sort_unstable();
-    keys.into_iter()
+    keys.dedup();
+    keys
 }
 
 /// What becomes of each message, given which conversations exist and what is stored

@@ -875,13 +875,7 @@ mod tests {
     /// A migrated in-memory SQLite database: no database file, so appends take the
     /// set-based statements (`append::SQLITE`) instead of the writer's direct connection.
     async fn in_memory_db() -> Db {
-        let env = vec![(
-            "PARLEY__DATABASE__URL".to_owned(),
-            "sqlite::memory:".to_owned(),
-        )];
-        let db = Db::connect(&Settings::load_with_env(None, env).unwrap())
-            .await
-            .unwrap();
+        let db = Db::in_memory_for_tests().await;
         db.migrate().await.unwrap();
         db
     }

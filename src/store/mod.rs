@@ -201,6 +201,21 @@ impl Db {
         &self.reader
     }
 
+    /// A SQLite `:memory:` database with the default settings (no database file: no
+    /// direct writer, no checkpointer). Not migrated.
+    #[cfg(test)]
+    #[allow(clippy::expect_used)]
+    pub(crate) async fn in_memory_for_tests() -> Self {
+        let env = vec![(
+            "PARLEY__DATABASE__URL".to_owned(),
+            "sqlite::memory:".to_owned(),
+        )];
+        let settings = Settings::load_with_env(None, env).expect("default settings");
+        Self::connect(&settings)
+            .await
+            .expect("an in-memory database")
+    }
+
     /// Which backend this is.
     pub fn kind(&self) -> DatabaseKind {
         self.kind

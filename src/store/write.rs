@@ -244,12 +244,12 @@ fn direct_round(
     if outcome.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    (
-        completions,
-        outcome
-            .err()
-            .map(|e| sqlx::Error::Protocol(format!("sqlite: {e}"))),
-    )
+    (completions, outcome.err().map(direct_error))
+}
+
+/// A failure on the direct connection, as the store's error type.
+pub(super) fn direct_error(e: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("sqlite: {e}"))
 }
 
 /// What ends a job of a round (and opens the next one's savepoint): `ok` is whether
@@ -565,13 +565,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_in_memory_database_has_no_direct_writer() {
-        let env = vec![(
-            "PARLEY__DATABASE__URL".to_owned(),
-            "sqlite::memory:".to_owned(),
-        )];
-        let db = Db::connect(&Settings::load_with_env(None, env).unwrap())
-            .await
-            .unwrap();
+        let db = Db::in_memory_for_tests().await;
         assert!(!db.has_direct_writer());
         let refused = db.write_direct(|_| Ok(())).await;
         assert!(refused.is_err());
