@@ -122,15 +122,14 @@ pub async fn visitor_ws(
         )
     };
     let token = query.token.as_deref().ok_or_else(unauthorized)?;
-    let visitor = visitors::find(state.db.reader(), &auth::token_hash(token))
+    let visitor = visitors::find(&state.db, &auth::token_hash(token))
         .await?
         .ok_or_else(unauthorized)?;
     // The page's origin must be one the chat channel allows (403 otherwise).
     let (_, settings) = crate::routes::widget::chat_channel(&state, &visitor.channel_id).await?;
     crate::routes::widget::check_origin(&req, &settings)?;
     let open =
-        visitors::open_conversations(state.db.reader(), &visitor.contact_id, &visitor.channel_id)
-            .await?;
+        visitors::open_conversations(&state.db, &visitor.contact_id, &visitor.channel_id).await?;
     let peer = Peer::Visitor {
         workspace_id: visitor.workspace_id,
         visitor_id: visitor.id,

@@ -482,8 +482,9 @@ impl Cluster {
         }
         for _ in 0..o.nodes {
             let mut cmd = std::process::Command::new(&o.bin);
-            cmd.envs(env.iter().map(|(k, v)| (k, v)))
-                .env("RUST_LOG", "warn")
+            // `RUST_LOG` first, so a `--server-env RUST_LOG=…` can replace it.
+            cmd.env("RUST_LOG", "warn")
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdin(std::process::Stdio::null());
             let (node, rx) = Node::start(cmd, &o.bin.display().to_string())?;
             self.wait_listening(node, rx).await?;

@@ -98,7 +98,7 @@ pub fn check_origin(req: &HttpRequest, settings: &ChatSettings) -> ApiResult<()>
 
 /// A chat channel by id, with its settings, or 404.
 pub async fn chat_channel(state: &AppState, id: &str) -> ApiResult<(ChannelRow, ChatSettings)> {
-    let channel = channels::get_any(state.db.reader(), id)
+    let channel = channels::get_any(&state.db, id)
         .await?
         .filter(|c| c.kind == "chat")
         .ok_or_else(|| ApiError::not_found("chat channel"))?;
@@ -137,7 +137,7 @@ pub async fn bearer_visitor(
         .map(str::trim)
         .filter(|t| t.starts_with(VISITOR_PREFIX))
         .ok_or_else(unauthorized)?;
-    visitors::find(state.db.reader(), &auth::token_hash(token))
+    visitors::find(&state.db, &auth::token_hash(token))
         .await?
         .filter(|v| v.channel_id == channel_id)
         .ok_or_else(unauthorized)
@@ -348,11 +348,15 @@ async fn session_answer(
     v: VisitorRow,
     new_visitor: bool,
 ) -> ApiResult<HttpResponse> {
-    let conversation_ids =
-        visitors::open_conversations(state.db.reader(), &v.contact_id, &v.channel_id).await?;
+    // A visitor made just now has no conversations yet.
+    let conversation_ids = if new_visitor {
+        Vec::new()
+    } else {
+        visitors::open_conversations(&state.db, &v.contact_id, &v.channel_id).await?
+    };
     let mut conversations = Vec::with_capacity(conversation_ids.len());
     for id in &conversation_ids {
-        if let Some(c) = sql::get_conversation(state.db.reader(), id).await? {
+        if let Some(c) = sql::read_conversation(&state.db, id).await? {
             conversations.push(c.to_object());
         }
     }
@@ -416,7 +420,7 @@ pub async fn create_session(
         }
     };
     let known = match b.visitor_token.as_deref() {
-        Some(token) => visitors::find(state.db.reader(), &auth::token_hash(token))
+        Some(token) => visitors::find(&state.db, &auth::token_hash(token))
             .await?
             .filter(|v| v.channel_id == channel.id)
             .map(|v| (token.to_owned(), v)),
@@ -484,10 +488,10 @@ pub async fn create_session(
     );
     let v = state
         .db
-        .write(move |c| {
+        .write_conn(move |mut c| {
             Box::pin(async move {
                 visitors::create(
-                    c,
+                    &mut c,
                     &workspace_id,
                     &channel_id,
                     &hash,

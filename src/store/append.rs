@@ -35,8 +35,8 @@ use parley_actors::store::{Appended, NewMessage};
 use serde::Serialize;
 use sqlx::{AnyConnection, Row as _};
 
+use super::conn::direct_error;
 use super::engine::{enum_str, message_from_row, parse_enum};
-use super::write::direct_error;
 use super::{Db, new_id, now_ms, to_time};
 use crate::config::DatabaseKind;
 

@@ -4,6 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row as _};
 
+use super::conn::{Arg, Conn};
 use super::{MAX_PAGE, Page, new_id, now_ms};
 
 /// A stored audit entry.
@@ -60,24 +61,44 @@ pub struct Entry<'a> {
     pub details: serde_json::Value,
 }
 
+const INSERT: &str = "INSERT INTO audit_log (id, workspace_id, actor_id, action, target_type, \
+    target_id, details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
 /// Append an entry.
 pub async fn record<'c>(
     exec: impl Executor<'c, Database = Any>,
     e: Entry<'_>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_log (id, workspace_id, actor_id, action, target_type, target_id, \
-         details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    sqlx::query(INSERT)
+        .bind(new_id())
+        .bind(e.workspace_id)
+        .bind(e.actor_id)
+        .bind(e.action)
+        .bind(e.target_type)
+        .bind(e.target_id)
+        .bind(e.details.to_string())
+        .bind(now_ms())
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
+/// [`record`] on a [`Conn`].
+pub async fn record_on(conn: &mut Conn<'_>, e: Entry<'_>) -> Result<(), sqlx::Error> {
+    let (id, details) = (new_id(), e.details.to_string());
+    conn.execute(
+        INSERT,
+        &[
+            Arg::Text(&id),
+            Arg::Text(e.workspace_id),
+            e.actor_id.into(),
+            Arg::Text(e.action),
+            Arg::Text(e.target_type),
+            Arg::Text(e.target_id),
+            Arg::Text(&details),
+            Arg::Int(now_ms()),
+        ],
     )
-    .bind(new_id())
-    .bind(e.workspace_id)
-    .bind(e.actor_id)
-    .bind(e.action)
-    .bind(e.target_type)
-    .bind(e.target_id)
-    .bind(e.details.to_string())
-    .bind(now_ms())
-    .execute(exec)
     .await?;
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! Channels: how conversations reach an inbox (website chat, email, forms, Messenger).
 //! Each channel's type-specific settings are one JSON document.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row as _};
+use std::sync::LazyLock;
 
-use super::{new_id, now_ms};
+use sqlx::{Any, Executor};
+
+use super::conn::{Arg, Row};
+use super::{Db, new_id, now_ms};
 
 /// A stored channel.
 #[derive(Debug, Clone)]
@@ -32,18 +34,18 @@ pub struct ChannelRow {
 const COLUMNS: &str =
     "id, workspace_id, inbox_id, kind, name, settings, identity_secret, created_at, updated_at";
 
-fn from_row(r: &AnyRow) -> Result<ChannelRow, sqlx::Error> {
-    let settings: String = r.try_get("settings")?;
+fn from_row(r: &(impl Row + ?Sized)) -> Result<ChannelRow, sqlx::Error> {
+    let settings = r.text("settings")?;
     Ok(ChannelRow {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        inbox_id: r.try_get("inbox_id")?,
-        kind: r.try_get("kind")?,
-        name: r.try_get("name")?,
+        id: r.text("id")?,
+        workspace_id: r.text("workspace_id")?,
+        inbox_id: r.text("inbox_id")?,
+        kind: r.text("kind")?,
+        name: r.text("name")?,
         settings: serde_json::from_str(&settings).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        identity_secret: r.try_get("identity_secret")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+        identity_secret: r.opt_text("identity_secret")?,
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
     })
 }
 
@@ -160,19 +162,11 @@ pub async fn delete<'c>(
 }
 
 /// Read a channel by id alone (public widget endpoints, which know no workspace).
-pub async fn get_any<'c>(
-    exec: impl Executor<'c, Database = Any>,
-    id: &str,
-) -> Result<Option<ChannelRow>, sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM channels WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(exec)
-    .await?
-    .as_ref()
-    .map(from_row)
-    .transpose()
+pub async fn get_any(db: &Db, id: &str) -> Result<Option<ChannelRow>, sqlx::Error> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM channels WHERE id = $1"));
+    db.read_optional(SQL.as_str(), &[Arg::Text(id)], |r| from_row(r))
+        .await
 }
 
 /// A fresh identity secret: 32 random bytes, hex.

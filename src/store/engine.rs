@@ -15,9 +15,11 @@ use parley_actors::store::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::any::AnyRow;
+use std::sync::LazyLock;
+
 use sqlx::{Any, Executor, Row as _};
 
+use super::conn::{Arg, Conn, Row};
 use super::{Db, new_id, now_ms, to_time};
 
 /// The engine's view of the SQL store.
@@ -63,31 +65,29 @@ pub(crate) const CONVERSATION_JOINS: &str =
     "JOIN channels ch ON ch.id = c.channel_id LEFT JOIN users au ON au.id = c.assignee_id";
 
 /// Decode a row of [`CONVERSATION_COLUMNS`].
-pub fn conversation_from_row(r: &AnyRow) -> Result<ConversationRecord, sqlx::Error> {
+pub fn conversation_from_row(r: &(impl Row + ?Sized)) -> Result<ConversationRecord, sqlx::Error> {
+    let assignee_id = r.opt_text("assignee_id")?;
     Ok(ConversationRecord {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        inbox_id: r.try_get("inbox_id")?,
-        channel_id: r.try_get("channel_id")?,
-        channel: parse_enum(&r.try_get::<String, _>("channel")?)?,
-        contact_id: r.try_get("contact_id")?,
-        status: parse_enum(&r.try_get::<String, _>("status")?)?,
-        assignee_id: r.try_get("assignee_id")?,
-        created_at: to_time(r.try_get("created_at")?),
-        last_message_at: to_time(r.try_get("last_message_at")?),
-        last_seq: u64::try_from(r.try_get::<i64, _>("last_seq")?).unwrap_or(0),
-        assignee: match (
-            r.try_get::<Option<String>, _>("assignee_id")?,
-            r.try_get::<Option<String>, _>("assignee_name")?,
-        ) {
+        id: r.text("id")?,
+        workspace_id: r.text("workspace_id")?,
+        inbox_id: r.text("inbox_id")?,
+        channel_id: r.text("channel_id")?,
+        channel: parse_enum(&r.text("channel")?)?,
+        contact_id: r.text("contact_id")?,
+        status: parse_enum(&r.text("status")?)?,
+        created_at: to_time(r.int("created_at")?),
+        last_message_at: to_time(r.int("last_message_at")?),
+        last_seq: u64::try_from(r.int("last_seq")?).unwrap_or(0),
+        assignee: match (&assignee_id, r.opt_text("assignee_name")?) {
             (Some(id), Some(name)) => Some(AgentProfile {
-                id,
+                id: id.clone(),
                 name,
-                avatar_url: r.try_get("assignee_avatar_url")?,
-                meeting_link: r.try_get("assignee_meeting_link")?,
+                avatar_url: r.opt_text("assignee_avatar_url")?,
+                meeting_link: r.opt_text("assignee_meeting_link")?,
             }),
             _ => None,
         },
+        assignee_id,
     })
 }
 
@@ -95,43 +95,69 @@ const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, kind, sender_type, send
     sender_name, body, attachments, channel, created_at";
 
 /// Decode a row of [`MESSAGE_COLUMNS`].
-pub fn message_from_row(r: &AnyRow) -> Result<MessageObject, sqlx::Error> {
-    let attachments: String = r.try_get("attachments")?;
+pub fn message_from_row(r: &(impl Row + ?Sized)) -> Result<MessageObject, sqlx::Error> {
+    let attachments = r.text("attachments")?;
     Ok(MessageObject {
-        id: r.try_get("id")?,
-        conversation_id: r.try_get("conversation_id")?,
-        seq: u64::try_from(r.try_get::<i64, _>("seq")?).unwrap_or(0),
-        kind: parse_enum(&r.try_get::<String, _>("kind")?)?,
+        id: r.text("id")?,
+        conversation_id: r.text("conversation_id")?,
+        seq: u64::try_from(r.int("seq")?).unwrap_or(0),
+        kind: parse_enum(&r.text("kind")?)?,
         sender: Participant {
-            kind: parse_enum::<ParticipantKind>(&r.try_get::<String, _>("sender_type")?)?,
-            id: r
-                .try_get::<Option<String>, _>("sender_id")?
-                .unwrap_or_default(),
-            name: r.try_get("sender_name")?,
+            kind: parse_enum::<ParticipantKind>(&r.text("sender_type")?)?,
+            id: r.opt_text("sender_id")?.unwrap_or_default(),
+            name: r.text("sender_name")?,
         },
-        body: r.try_get("body")?,
+        body: r.text("body")?,
         attachments: serde_json::from_str::<Vec<Attachment>>(&attachments)
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        channel: parse_enum(&r.try_get::<String, _>("channel")?)?,
-        created_at: to_time(r.try_get("created_at")?),
+        channel: parse_enum(&r.text("channel")?)?,
+        created_at: to_time(r.int("created_at")?),
     })
 }
+
+/// One conversation by id: `$1`.
+static CONVERSATION_BY_ID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations c {CONVERSATION_JOINS} \
+         WHERE c.id = $1"
+    )
+});
 
 /// Read a conversation of any workspace (the engine checks the workspace itself).
 pub async fn get_conversation<'c>(
     exec: impl Executor<'c, Database = Any>,
     id: &str,
 ) -> Result<Option<ConversationRecord>, sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {CONVERSATION_COLUMNS} FROM conversations c {CONVERSATION_JOINS} \
-         WHERE c.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(exec)
-    .await?
-    .as_ref()
-    .map(conversation_from_row)
-    .transpose()
+    sqlx::query(CONVERSATION_BY_ID.as_str())
+        .bind(id)
+        .fetch_optional(exec)
+        .await?
+        .as_ref()
+        .map(conversation_from_row)
+        .transpose()
+}
+
+/// [`get_conversation`] on a reader (see [`Db::read_optional`]): the last committed
+/// state.
+pub async fn read_conversation(
+    db: &Db,
+    id: &str,
+) -> Result<Option<ConversationRecord>, sqlx::Error> {
+    db.read_optional(CONVERSATION_BY_ID.as_str(), &[Arg::Text(id)], |r| {
+        conversation_from_row(r)
+    })
+    .await
+}
+
+/// [`get_conversation`] on a [`Conn`].
+async fn conversation_on(
+    conn: &mut Conn<'_>,
+    id: &str,
+) -> Result<Option<ConversationRecord>, sqlx::Error> {
+    conn.fetch_optional(CONVERSATION_BY_ID.as_str(), &[Arg::Text(id)], |r| {
+        conversation_from_row(r)
+    })
+    .await
 }
 
 /// Which conversations to list; empty strings mean "any".
@@ -185,6 +211,13 @@ pub async fn list_conversations<'c>(
     .collect()
 }
 
+static MESSAGES_AFTER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 \
+         ORDER BY seq LIMIT $3"
+    )
+});
+
 /// Messages after `after_seq`, oldest first.
 pub async fn messages_after<'c>(
     exec: impl Executor<'c, Database = Any>,
@@ -192,18 +225,15 @@ pub async fn messages_after<'c>(
     after_seq: u64,
     limit: u32,
 ) -> Result<Vec<MessageObject>, sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 \
-         ORDER BY seq LIMIT $3"
-    )))
-    .bind(conversation_id)
-    .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
-    .bind(i64::from(limit))
-    .fetch_all(exec)
-    .await?
-    .iter()
-    .map(message_from_row)
-    .collect()
+    sqlx::query(MESSAGES_AFTER.as_str())
+        .bind(conversation_id)
+        .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(exec)
+        .await?
+        .iter()
+        .map(message_from_row)
+        .collect()
 }
 
 #[async_trait::async_trait]
@@ -216,21 +246,22 @@ impl Store for SqlStore {
         let now = now_ms();
         let row = (id.clone(), new.clone());
         self.db
-            .write(move |conn| {
+            .write_conn(move |mut conn| {
                 Box::pin(async move {
                     let (id, new) = row;
-                    sqlx::query(
+                    conn.execute(
                         "INSERT INTO conversations (id, workspace_id, inbox_id, channel_id, \
                          contact_id, status, assignee_id, last_seq, created_at, updated_at, \
                          last_message_at) VALUES ($1, $2, $3, $4, $5, 'open', NULL, 0, $6, $6, $6)",
+                        &[
+                            Arg::Text(&id),
+                            Arg::Text(&new.workspace_id),
+                            Arg::Text(&new.inbox_id),
+                            Arg::Text(&new.channel_id),
+                            Arg::Text(&new.contact_id),
+                            Arg::Int(now),
+                        ],
                     )
-                    .bind(&id)
-                    .bind(&new.workspace_id)
-                    .bind(&new.inbox_id)
-                    .bind(&new.channel_id)
-                    .bind(&new.contact_id)
-                    .bind(now)
-                    .execute(conn)
                     .await
                     .map(|_| ())
                 })
@@ -254,7 +285,7 @@ impl Store for SqlStore {
     }
 
     async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError> {
-        get_conversation(self.db.reader(), id).await.map_err(err)
+        read_conversation(&self.db, id).await.map_err(err)
     }
 
     async fn append(&self, batch: Vec<NewMessage>) -> Result<Vec<Appended>, StoreError> {
@@ -269,7 +300,16 @@ impl Store for SqlStore {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<MessageObject>, StoreError> {
-        messages_after(self.db.reader(), conversation_id, after_seq, limit)
+        self.db
+            .read_all(
+                MESSAGES_AFTER.as_str(),
+                &[
+                    Arg::Text(conversation_id),
+                    Arg::Int(i64::try_from(after_seq).unwrap_or(i64::MAX)),
+                    Arg::Int(i64::from(limit)),
+                ],
+                |r| message_from_row(r),
+            )
             .await
             .map_err(err)
     }
@@ -336,7 +376,7 @@ impl Store for SqlStore {
                 continue;
             }
             out.push(
-                assignee_changed(&mut tx, &id, Some(agent_id), None, reason)
+                assignee_changed(&mut Conn::Sqlx(&mut tx), &id, Some(agent_id), None, reason)
                     .await
                     .map_err(err)?,
             );
@@ -369,9 +409,9 @@ impl Store for SqlStore {
             reason.to_owned(),
         );
         self.db
-            .write(move |tx| {
+            .write_conn(move |mut conn| {
                 Box::pin(async move {
-                    assign_on(tx, &conversation_id, &agent_id, capacity, &reason).await
+                    assign_on(&mut conn, &conversation_id, &agent_id, capacity, &reason).await
                 })
             })
             .await
@@ -381,7 +421,7 @@ impl Store for SqlStore {
 
 /// `assign_if_unassigned` inside the caller's transaction.
 async fn assign_on(
-    tx: &mut sqlx::AnyConnection,
+    conn: &mut Conn<'_>,
     conversation_id: &str,
     agent_id: &str,
     capacity: Option<u32>,
@@ -389,39 +429,41 @@ async fn assign_on(
 ) -> Result<Option<ConversationRecord>, sqlx::Error> {
     // Serialise assignments to one agent (a no-op UPDATE takes the row lock on
     // PostgreSQL; SQLite has one writer anyway), then count under that lock.
-    sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-        .bind(agent_id)
-        .execute(&mut *tx)
-        .await?;
+    conn.execute(
+        "UPDATE users SET updated_at = updated_at WHERE id = $1",
+        &[Arg::Text(agent_id)],
+    )
+    .await?;
     if let Some(cap) = capacity {
-        let load: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM conversations WHERE assignee_id = $1 \
-             AND status = 'open' AND inbox_id = \
-             (SELECT inbox_id FROM conversations WHERE id = $2)",
-        )
-        .bind(agent_id)
-        .bind(conversation_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
+        let load = conn
+            .fetch_optional(
+                "SELECT COUNT(*) AS n FROM conversations WHERE assignee_id = $1 \
+                 AND status = 'open' AND inbox_id = \
+                 (SELECT inbox_id FROM conversations WHERE id = $2)",
+                &[Arg::Text(agent_id), Arg::Text(conversation_id)],
+                |r| r.int("n"),
+            )
+            .await?
+            .unwrap_or(0);
         if load >= i64::from(cap) {
             return Ok(None);
         }
     }
-    let changed = sqlx::query(
-        "UPDATE conversations SET assignee_id = $1, updated_at = $2 \
-         WHERE id = $3 AND status = 'open' AND assignee_id IS NULL",
-    )
-    .bind(agent_id)
-    .bind(now_ms())
-    .bind(conversation_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let changed = conn
+        .execute(
+            "UPDATE conversations SET assignee_id = $1, updated_at = $2 \
+             WHERE id = $3 AND status = 'open' AND assignee_id IS NULL",
+            &[
+                Arg::Text(agent_id),
+                Arg::Int(now_ms()),
+                Arg::Text(conversation_id),
+            ],
+        )
+        .await?;
     if changed == 0 {
         return Ok(None);
     }
-    assignee_changed(tx, conversation_id, None, Some(agent_id), reason)
+    assignee_changed(conn, conversation_id, None, Some(agent_id), reason)
         .await
         .map(Some)
 }
@@ -429,17 +471,17 @@ async fn assign_on(
 /// The router changed a conversation's assignee (`from` → `to`) in `tx`: its record now,
 /// after writing the `conversation.assigned` audit entry.
 async fn assignee_changed(
-    tx: &mut sqlx::AnyConnection,
+    conn: &mut Conn<'_>,
     conversation_id: &str,
     from: Option<&str>,
     to: Option<&str>,
     reason: &str,
 ) -> Result<ConversationRecord, sqlx::Error> {
-    let record = get_conversation(&mut *tx, conversation_id)
+    let record = conversation_on(conn, conversation_id)
         .await?
         .ok_or_else(|| sqlx::Error::Protocol("conversation vanished".into()))?;
-    super::audit::record(
-        &mut *tx,
+    super::audit::record_on(
+        conn,
         super::audit::Entry {
             workspace_id: &record.workspace_id,
             actor_id: None,
@@ -771,9 +813,16 @@ mod tests {
         )
         .await
         .unwrap();
-        let visitor = visitors::create(&mut conn, &ws.id, &channel.id, &name, "", "")
-            .await
-            .unwrap();
+        let visitor = visitors::create(
+            &mut Conn::Sqlx(&mut conn),
+            &ws.id,
+            &channel.id,
+            &name,
+            "",
+            "",
+        )
+        .await
+        .unwrap();
         drop(conn);
         let store = SqlStore::new(db.clone());
         let mut convs = Vec::new();

@@ -12,6 +12,7 @@ pub mod append;
 pub mod audit;
 pub mod channels;
 pub mod chatflows;
+pub mod conn;
 pub mod console;
 pub mod engine;
 pub mod inboxes;
@@ -51,6 +52,9 @@ pub struct Db {
     kind: DatabaseKind,
     /// SQLite: the group commit in front of the writer connection (see [`Db::write`]).
     queue: Option<write::WriteQueue>,
+    /// A SQLite file: read-only connections for [`Db::read_optional`] and
+    /// [`Db::read_all`] (see [`conn`]).
+    direct_readers: Option<std::sync::Arc<conn::DirectReaders>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -94,6 +98,7 @@ impl Db {
                 pool,
                 kind,
                 queue: None,
+                direct_readers: None,
             });
         }
         // The writer keeps savepoint journals in memory (the group commit runs each job
@@ -138,6 +143,9 @@ impl Db {
                 .context("database.url: cannot parse")?;
             Some((sqlite.get_filename().to_path_buf(), options.clone()))
         };
+        let direct_readers = file
+            .as_ref()
+            .map(|(path, _)| std::sync::Arc::new(conn::DirectReaders::new(path.clone())));
         let queue = Some(
             write::WriteQueue::start(pool.clone(), file, writer_pragmas)
                 .context("starting the SQLite writer thread")?,
@@ -149,6 +157,7 @@ impl Db {
                 queue,
                 pool,
                 kind,
+                direct_readers: None,
             });
         }
         let reader = AnyPoolOptions::new()
@@ -172,6 +181,7 @@ impl Db {
             pool,
             reader,
             kind,
+            direct_readers,
         })
     }
 

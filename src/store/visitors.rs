@@ -1,10 +1,12 @@
 //! Visitors of chat channels: a visitor token (stored hashed) maps a browser to a
 //! contact, so the same person keeps their conversation across page loads.
 
-use sqlx::any::AnyRow;
+use std::sync::LazyLock;
+
 use sqlx::{Any, AnyConnection, Executor, Row as _};
 
-use super::{new_id, now_ms};
+use super::conn::{Arg, Conn, Row};
+use super::{Db, new_id, now_ms};
 
 /// A visitor with what the engine needs to route their messages.
 #[derive(Debug, Clone)]
@@ -25,25 +27,30 @@ pub struct VisitorRow {
     pub contact_name: Option<String>,
 }
 
-const COLUMNS: &str = "v.id AS id, v.workspace_id AS workspace_id, v.channel_id AS channel_id, \
-    ch.kind AS channel_kind, ch.inbox_id AS inbox_id, v.contact_id AS contact_id, \
-    co.name AS contact_name";
+/// The visitor whose token hashes to `$1`.
+static FIND: LazyLock<String> = LazyLock::new(|| {
+    "SELECT v.id AS id, v.workspace_id AS workspace_id, v.channel_id AS channel_id, \
+     ch.kind AS channel_kind, ch.inbox_id AS inbox_id, v.contact_id AS contact_id, \
+     co.name AS contact_name FROM visitors v JOIN channels ch ON ch.id = v.channel_id \
+     JOIN contacts co ON co.id = v.contact_id WHERE v.token_hash = $1"
+        .to_owned()
+});
 
-fn from_row(r: &AnyRow) -> Result<VisitorRow, sqlx::Error> {
+fn from_row(r: &dyn Row) -> Result<VisitorRow, sqlx::Error> {
     Ok(VisitorRow {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        channel_id: r.try_get("channel_id")?,
-        channel_kind: r.try_get("channel_kind")?,
-        inbox_id: r.try_get("inbox_id")?,
-        contact_id: r.try_get("contact_id")?,
-        contact_name: r.try_get("contact_name")?,
+        id: r.text("id")?,
+        workspace_id: r.text("workspace_id")?,
+        channel_id: r.text("channel_id")?,
+        channel_kind: r.text("channel_kind")?,
+        inbox_id: r.text("inbox_id")?,
+        contact_id: r.text("contact_id")?,
+        contact_name: r.opt_text("contact_name")?,
     })
 }
 
 /// Create a contact and a visitor for it on a channel.
 pub async fn create(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     workspace_id: &str,
     channel_id: &str,
     token_hash: &str,
@@ -52,52 +59,54 @@ pub async fn create(
 ) -> Result<VisitorRow, sqlx::Error> {
     let now = now_ms();
     let contact_id = new_id();
-    let attributes = serde_json::json!({"page_url": page_url, "user_agent": user_agent});
-    sqlx::query(
+    let attributes =
+        serde_json::json!({"page_url": page_url, "user_agent": user_agent}).to_string();
+    conn.execute(
         "INSERT INTO contacts (id, workspace_id, name, email, phone, attributes, created_at, \
          updated_at) VALUES ($1, $2, NULL, NULL, NULL, $3, $4, $4)",
+        &[
+            Arg::Text(&contact_id),
+            Arg::Text(workspace_id),
+            Arg::Text(&attributes),
+            Arg::Int(now),
+        ],
     )
-    .bind(&contact_id)
-    .bind(workspace_id)
-    .bind(attributes.to_string())
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
     let id = new_id();
-    sqlx::query(
+    conn.execute(
         "INSERT INTO visitors (id, workspace_id, channel_id, contact_id, token_hash, page_url, \
          user_agent, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        &[
+            Arg::Text(&id),
+            Arg::Text(workspace_id),
+            Arg::Text(channel_id),
+            Arg::Text(&contact_id),
+            Arg::Text(token_hash),
+            Arg::Text(page_url),
+            Arg::Text(user_agent),
+            Arg::Int(now),
+        ],
     )
-    .bind(&id)
-    .bind(workspace_id)
-    .bind(channel_id)
-    .bind(&contact_id)
-    .bind(token_hash)
-    .bind(page_url)
-    .bind(user_agent)
-    .bind(now)
-    .execute(&mut *conn)
     .await?;
-    find(&mut *conn, token_hash)
+    conn.fetch_optional(FIND.as_str(), &[Arg::Text(token_hash)], from_row)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
 }
 
 /// The visitor whose token hashes to `token_hash`.
-pub async fn find<'c>(
-    exec: impl Executor<'c, Database = Any>,
+pub async fn find(db: &Db, token_hash: &str) -> Result<Option<VisitorRow>, sqlx::Error> {
+    db.read_optional(FIND.as_str(), &[Arg::Text(token_hash)], from_row)
+        .await
+}
+
+/// [`find`] inside a transaction.
+pub async fn find_in(
+    conn: &mut AnyConnection,
     token_hash: &str,
 ) -> Result<Option<VisitorRow>, sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM visitors v JOIN channels ch ON ch.id = v.channel_id \
-         JOIN contacts co ON co.id = v.contact_id WHERE v.token_hash = $1"
-    )))
-    .bind(token_hash)
-    .fetch_optional(exec)
-    .await?
-    .as_ref()
-    .map(from_row)
-    .transpose()
+    Conn::Sqlx(conn)
+        .fetch_optional(FIND.as_str(), &[Arg::Text(token_hash)], from_row)
+        .await
 }
 
 /// Record a visit (page and time).
@@ -116,22 +125,18 @@ pub async fn touch<'c>(
 }
 
 /// The ids of a contact's open conversations on a channel, newest first.
-pub async fn open_conversations<'c>(
-    exec: impl Executor<'c, Database = Any>,
+pub async fn open_conversations(
+    db: &Db,
     contact_id: &str,
     channel_id: &str,
 ) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query(
+    db.read_all(
         "SELECT id FROM conversations WHERE contact_id = $1 AND channel_id = $2 \
          AND status = 'open' ORDER BY id DESC LIMIT 20",
+        &[Arg::Text(contact_id), Arg::Text(channel_id)],
+        |r| r.text("id"),
     )
-    .bind(contact_id)
-    .bind(channel_id)
-    .fetch_all(exec)
-    .await?
-    .iter()
-    .map(|r| r.try_get("id"))
-    .collect()
+    .await
 }
 
 /// The contact of a workspace whose email a website vouched for (identity HMAC).
@@ -237,7 +242,7 @@ pub async fn create_for_contact(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    find(&mut *conn, token_hash)
+    find_in(conn, token_hash)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
 }

@@ -35,7 +35,7 @@ type Job =
     Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, (bool, Completion)> + Send>;
 /// A job for the writer's direct connection (see [`Db::write_direct`]): synchronous, on
 /// the writer's thread.
-type DirectJob = Box<dyn FnOnce(&rusqlite::Connection) -> (bool, Completion) + Send>;
+type DirectJob = Box<dyn FnOnce(&mut rusqlite::Connection) -> (bool, Completion) + Send>;
 
 /// What the queue carries.
 enum Work {
@@ -212,7 +212,7 @@ async fn sqlx_round(
 
 /// The same for direct jobs, on the direct connection.
 fn direct_round(
-    conn: &rusqlite::Connection,
+    conn: &mut rusqlite::Connection,
     round: Vec<DirectJob>,
 ) -> (Vec<Completion>, Option<sqlx::Error>) {
     let mut completions = Vec::with_capacity(round.len());
@@ -244,12 +244,7 @@ fn direct_round(
     if outcome.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    (completions, outcome.err().map(direct_error))
-}
-
-/// A failure on the direct connection, as the store's error type.
-pub(super) fn direct_error(e: rusqlite::Error) -> sqlx::Error {
-    sqlx::Error::Protocol(format!("sqlite: {e}"))
+    (completions, outcome.err().map(super::conn::direct_error))
 }
 
 /// What ends a job of a round (and opens the next one's savepoint): `ok` is whether
@@ -370,7 +365,7 @@ impl Db {
     pub async fn write_direct<T, F>(&self, f: F) -> Result<T, sqlx::Error>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T, sqlx::Error> + Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, sqlx::Error> + Send + 'static,
     {
         let Some(queue) = self.queue.as_ref().filter(|q| q.direct) else {
             return Err(sqlx::Error::Protocol(
@@ -378,7 +373,7 @@ impl Db {
             ));
         };
         let (answer, result) = oneshot::channel::<Result<T, sqlx::Error>>();
-        let job: DirectJob = Box::new(move |conn: &rusqlite::Connection| {
+        let job: DirectJob = Box::new(move |conn: &mut rusqlite::Connection| {
             let outcome = f(conn);
             let ok = outcome.is_ok();
             let done: Completion = Box::new(move |commit: Option<&sqlx::Error>| {
