@@ -122,9 +122,12 @@ impl Db {
             crate::config::SqliteSynchronous::Full => writer_pragmas!("FULL"),
             crate::config::SqliteSynchronous::Normal => writer_pragmas!("NORMAL"),
         };
+        // No ping before each acquire (sqlx's default): a SQLite connection is a file
+        // handle, and each ping was a round trip to its worker thread per write round.
         let pool = AnyPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     conn.execute(writer_pragmas).await?;
@@ -163,6 +166,7 @@ impl Db {
         let reader = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute(
