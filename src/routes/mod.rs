@@ -36,6 +36,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(
             scope::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(widget::cors))
+                // First: the widget's routes carry a burst of visitors, and a request
+                // is matched against the routes in this order (a regex each).
+                .configure(widget::configure)
                 .configure(auth::configure)
                 .configure(users::configure)
                 .configure(teams::configure)
@@ -46,7 +49,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(audit::configure)
                 .configure(console::configure)
                 .configure(conversations::configure)
-                .configure(widget::configure)
                 .configure(uploads::configure),
         );
 }

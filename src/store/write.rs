@@ -108,8 +108,9 @@ fn open_direct(path: &std::path::Path, pragmas: &str) -> anyhow::Result<rusqlite
     .with_context(|| format!("opening {} for the writer", path.display()))?;
     conn.execute_batch(pragmas)
         .context("setting the writer's pragmas")?;
-    // Plenty for the few statements it runs (the default is 16).
-    conn.set_prepared_statement_cache_capacity(32);
+    // Plenty for the statements it runs (the default is 16): appends, the other hot
+    // writes (`store::conn`), and the round's transaction control.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -229,7 +230,7 @@ fn direct_round(
             drop(job);
             continue;
         }
-        if let Err(e) = conn.execute_batch(open) {
+        if let Err(e) = control(conn, open) {
             broken = Some(e);
             continue;
         }
@@ -239,12 +240,22 @@ fn direct_round(
     }
     let outcome = match broken {
         Some(e) => Err(e),
-        None => conn.execute_batch(open),
+        None => control(conn, open),
     };
     if outcome.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     (completions, outcome.err().map(super::conn::direct_error))
+}
+
+/// Run transaction-control statements (`BEGIN IMMEDIATE; SAVEPOINT parley_job`, …, from
+/// [`next_statement`]) each prepared once: `execute_batch` would parse them again for
+/// every job of every round.
+fn control(conn: &rusqlite::Connection, statements: &str) -> rusqlite::Result<()> {
+    for sql in statements.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        conn.prepare_cached(sql)?.raw_execute()?;
+    }
+    Ok(())
 }
 
 /// What ends a job of a round (and opens the next one's savepoint): `ok` is whether
