@@ -252,7 +252,11 @@ fn direct_round(
 /// [`next_statement`]) each prepared once: `execute_batch` would parse them again for
 /// every job of every round.
 fn control(conn: &rusqlite::Connection, statements: &str) -> rusqlite::Result<()> {
-    for sql in statements.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+    for sql in statements
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         conn.prepare_cached(sql)?.raw_execute()?;
     }
     Ok(())
