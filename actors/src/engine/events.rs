@@ -11,6 +11,23 @@ use crate::protocol::{
     ConversationEvent, ConversationObject, MessageObject, Participant, PresenceState,
 };
 
+/// A frame rendered once per node and shared: every agent console of a workspace sends
+/// the same `conversation` frame for each of the workspace's conversation events (two
+/// per visitor arriving, to every console), so the first session to send it renders it
+/// and the others reuse the text. Not sent between nodes.
+#[derive(Debug, Clone, Default)]
+pub struct RenderedFrame(std::sync::OnceLock<std::sync::Arc<str>>);
+
+impl RenderedFrame {
+    /// The frame's text, rendered by `render` the first time.
+    pub fn get_or_render(
+        &self,
+        render: impl FnOnce() -> std::sync::Arc<str>,
+    ) -> std::sync::Arc<str> {
+        self.0.get_or_init(render).clone()
+    }
+}
+
 /// Any event on the backplane: a conversation's topic carries [`ConvEvent`]s, a
 /// workspace's and a contact's topics [`WsEvent`]s.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +91,9 @@ pub enum WsEvent {
         event: ConversationEvent,
         /// The conversation now.
         conversation: ConversationObject,
+        /// Its `conversation` frame, once a session of this node has rendered it.
+        #[serde(skip)]
+        frame: RenderedFrame,
     },
     /// A user's inbox memberships changed (their open consoles update what they see).
     Membership {
@@ -197,5 +217,48 @@ mod tests {
             })
         ));
         assert!(serde_json::from_str::<Event>(r#"{"e":"message"}"#).is_err());
+    }
+
+    /// A conversation event's frame is rendered once and shared; it never travels
+    /// between nodes (a decoded event renders its own).
+    #[test]
+    fn a_rendered_frame_is_rendered_once_and_not_encoded() {
+        let frame = RenderedFrame::default();
+        let mut renders = 0;
+        let first = frame.get_or_render(|| {
+            renders += 1;
+            "one".into()
+        });
+        let again = frame.get_or_render(|| {
+            renders += 1;
+            "two".into()
+        });
+        assert_eq!((renders, &*first, &*again), (1, "one", "one"));
+        assert!(std::sync::Arc::ptr_eq(&first, &again));
+        let shared = frame.clone();
+        assert_eq!(&*shared.get_or_render(|| "three".into()), "one");
+        let event = WsEvent::Conversation {
+            event: ConversationEvent::Created,
+            conversation: ConversationObject {
+                id: "c1".into(),
+                inbox_id: "i1".into(),
+                channel: Channel::Chat,
+                status: crate::protocol::ConversationStatus::Open,
+                assignee_id: None,
+                contact_id: "k1".into(),
+                created_at: Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap(),
+                last_message_at: Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap(),
+                assignee: None,
+            },
+            frame: shared,
+        };
+        let text = serde_json::to_string(&event).unwrap();
+        assert!(!text.contains("frame") && !text.contains("one"), "{text}");
+        match serde_json::from_str::<WsEvent>(&text).unwrap() {
+            WsEvent::Conversation { frame, .. } => {
+                assert_eq!(&*frame.get_or_render(|| "fresh".into()), "fresh");
+            }
+            other => panic!("decoded {other:?}"),
+        }
     }
 }

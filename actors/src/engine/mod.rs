@@ -266,6 +266,7 @@ pub async fn announce_conversation(
     let payload = crate::backplane::payload(events::WsEvent::Conversation {
         event,
         conversation,
+        frame: events::RenderedFrame::default(),
     });
     for topic in std::iter::once(workspace).chain(contact) {
         if let Err(e) = backplane.publish(&topic, payload.clone()).await {

@@ -851,28 +851,27 @@ impl Session {
                 WsEvent::Conversation {
                     event,
                     conversation,
+                    frame,
                 },
-                Peer::Agent {
-                    is_admin,
-                    inbox_ids,
-                    ..
-                },
+                peer,
             ) => {
-                if *is_admin || inbox_ids.contains(&conversation.inbox_id) {
-                    let frame = ServerFrame::conversation(*event, conversation.clone());
-                    self.send_frame(&frame, ctx);
-                }
-            }
-            (
-                WsEvent::Conversation {
-                    event,
-                    conversation,
-                },
-                Peer::Visitor { contact_id, .. },
-            ) => {
-                if conversation.contact_id == *contact_id && *event != ConversationEvent::Created {
-                    let frame = ServerFrame::conversation(*event, conversation.clone());
-                    self.send_frame(&frame, ctx);
+                let send = match peer {
+                    Peer::Agent {
+                        is_admin,
+                        inbox_ids,
+                        ..
+                    } => *is_admin || inbox_ids.contains(&conversation.inbox_id),
+                    Peer::Visitor { contact_id, .. } => {
+                        conversation.contact_id == *contact_id
+                            && *event != ConversationEvent::Created
+                    }
+                };
+                if send {
+                    let text = frame.get_or_render(|| {
+                        let frame = ServerFrame::conversation(*event, conversation.clone());
+                        serde_json::to_string(&frame).unwrap_or_default().into()
+                    });
+                    self.push(text, ctx);
                 }
             }
             (WsEvent::Presence { user_id, status }, Peer::Agent { .. }) => {
