@@ -370,13 +370,15 @@ impl Db {
     /// thread) as part of the next group commit, and return its result once it has
     /// committed. When `f` fails, nothing it did is kept.
     ///
-    /// For the hot path alone (the engine's appends): no hand-off to sqlx's worker
-    /// thread per statement, statements prepared once and bound natively. A round runs
-    /// its [`Db::write`] jobs first and commits them, then its direct jobs in a
-    /// transaction of their own, so a direct job sees every write job queued before
-    /// it; a write job queued after a direct job of the same round does not see it
-    /// until its own transaction (none depends on an append). Fails at once without a
-    /// direct connection ([`Db::has_direct_writer`]).
+    /// For the hot paths (the engine's appends, and the jobs of [`Db::write_conn`]): no
+    /// hand-off to sqlx's worker thread per statement, statements prepared once and
+    /// bound natively. A round runs its [`Db::write`] jobs first and commits them, then
+    /// its direct jobs in a transaction of their own, so a direct job sees every write
+    /// job queued before it; a write job queued after a direct job of the same round
+    /// does not see it until its own transaction. No write job depends on one: on a
+    /// database file the only [`Db::write`] job left touches a visitor that a committed
+    /// round created (the rest take the pool, which the writer holds for its whole
+    /// round). Fails at once without a direct connection ([`Db::has_direct_writer`]).
     pub async fn write_direct<T, F>(&self, f: F) -> Result<T, sqlx::Error>
     where
         T: Send + 'static,
