@@ -350,7 +350,9 @@ impl DirectReaders {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(direct_error)?;
-        conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+        // A WAL reader waits only in rare cases (another connection recovering the WAL
+        // after a crash); it waits on the reading thread, so not for long.
+        conn.execute_batch("PRAGMA busy_timeout = 1000; PRAGMA query_only = ON;")
             .map_err(direct_error)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
