@@ -125,8 +125,14 @@ pub async fn visitor_ws(
     let visitor = visitors::find(&state.db, &auth::token_hash(token))
         .await?
         .ok_or_else(unauthorized)?;
-    // The page's origin must be one the chat channel allows (403 otherwise).
-    let (_, settings) = crate::routes::widget::chat_channel(&state, &visitor.channel_id).await?;
+    // The page's origin must be one the chat channel allows (403 otherwise); the
+    // visitor's row carries its channel's settings (one read for both).
+    if visitor.channel_kind != "chat" {
+        return Err(ApiError::not_found("chat channel"));
+    }
+    let settings: serde_json::Value = serde_json::from_str(&visitor.channel_settings)
+        .map_err(|e| ApiError::from(sqlx::Error::Decode(Box::new(e))))?;
+    let settings = crate::widget::settings::stored(&settings);
     crate::routes::widget::check_origin(&req, &settings)?;
     let open =
         visitors::open_conversations(&state.db, &visitor.contact_id, &visitor.channel_id).await?;

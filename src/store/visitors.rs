@@ -25,13 +25,15 @@ pub struct VisitorRow {
     pub contact_id: String,
     /// The contact's name, if known.
     pub contact_name: Option<String>,
+    /// The channel's settings document (JSON), for the socket's origin check.
+    pub channel_settings: String,
 }
 
 /// The visitor whose token hashes to `$1`.
 static FIND: LazyLock<String> = LazyLock::new(|| {
     "SELECT v.id AS id, v.workspace_id AS workspace_id, v.channel_id AS channel_id, \
-     ch.kind AS channel_kind, ch.inbox_id AS inbox_id, v.contact_id AS contact_id, \
-     co.name AS contact_name FROM visitors v JOIN channels ch ON ch.id = v.channel_id \
+     ch.kind AS channel_kind, ch.inbox_id AS inbox_id, ch.settings AS channel_settings, \
+     v.contact_id AS contact_id, co.name AS contact_name FROM visitors v JOIN channels ch ON ch.id = v.channel_id \
      JOIN contacts co ON co.id = v.contact_id WHERE v.token_hash = $1"
         .to_owned()
 });
@@ -45,6 +47,7 @@ fn from_row(r: &dyn Row) -> Result<VisitorRow, sqlx::Error> {
         inbox_id: r.text("inbox_id")?,
         contact_id: r.text("contact_id")?,
         contact_name: r.opt_text("contact_name")?,
+        channel_settings: r.text("channel_settings")?,
     })
 }
 
