@@ -159,6 +159,10 @@ impl Router {
                 work.resync,
             )
             .await;
+            // The decision alone (state read, presence, policy, compare-and-set), apart
+            // from storing it: `parley_routing_step_seconds` covers both.
+            metrics::histogram!("parley_routing_decision_seconds")
+                .record(started.elapsed().as_secs_f64());
             let (stale, waits) = match decision {
                 Ok(Some(d)) => {
                     apply(&*store, &backplane, &work.workspace_id, &inbox, d, started, avg_wait)
