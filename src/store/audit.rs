@@ -2,7 +2,7 @@
 //! transaction as the change itself, so the log and the data never disagree.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row as _};
+use sqlx::{Any, AnyConnection, Executor, Row as _};
 
 use super::conn::{Arg, Conn};
 use super::{MAX_PAGE, Page, new_id, now_ms};
@@ -61,33 +61,17 @@ pub struct Entry<'a> {
     pub details: serde_json::Value,
 }
 
-const INSERT: &str = "INSERT INTO audit_log (id, workspace_id, actor_id, action, target_type, \
-    target_id, details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
-/// Append an entry.
-pub async fn record<'c>(
-    exec: impl Executor<'c, Database = Any>,
-    e: Entry<'_>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(INSERT)
-        .bind(new_id())
-        .bind(e.workspace_id)
-        .bind(e.actor_id)
-        .bind(e.action)
-        .bind(e.target_type)
-        .bind(e.target_id)
-        .bind(e.details.to_string())
-        .bind(now_ms())
-        .execute(exec)
-        .await?;
-    Ok(())
+/// Append an entry, in the caller's transaction.
+pub async fn record(conn: &mut AnyConnection, e: Entry<'_>) -> Result<(), sqlx::Error> {
+    record_on(&mut Conn::Sqlx(conn), e).await
 }
 
 /// [`record`] on a [`Conn`].
 pub async fn record_on(conn: &mut Conn<'_>, e: Entry<'_>) -> Result<(), sqlx::Error> {
     let (id, details) = (new_id(), e.details.to_string());
     conn.execute(
-        INSERT,
+        "INSERT INTO audit_log (id, workspace_id, actor_id, action, target_type, target_id, \
+         details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             Arg::Text(&id),
             Arg::Text(e.workspace_id),
