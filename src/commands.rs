@@ -78,7 +78,7 @@ pub async fn create_admin(
         }
     })?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         audit::Entry {
             workspace_id: &ws.id,
             actor_id: None,

@@ -101,7 +101,7 @@ pub async fn create_token(
     )
     .await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "api_token.created",
             "api_token",
@@ -162,7 +162,7 @@ pub async fn revoke_token(
         return Err(ApiError::not_found("API token"));
     }
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "api_token.revoked",
             "api_token",

@@ -198,7 +198,7 @@ pub async fn create_channel(
         .await?;
     }
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "channel.created",
             "channel",
@@ -309,7 +309,7 @@ pub async fn update_channel(
     let mut tx = state.db.pool().begin().await?;
     channels::update(&mut *tx, &channel).await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "channel.updated",
             "channel",
@@ -348,7 +348,7 @@ pub async fn delete_channel(
         return Err(ApiError::not_found("channel"));
     }
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit("channel.deleted", "channel", &id, json!({})),
     )
     .await?;
@@ -384,7 +384,7 @@ pub async fn rotate_identity_secret(
     )
     .await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "channel.identity_secret_rotated",
             "channel",

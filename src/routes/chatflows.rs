@@ -299,7 +299,7 @@ pub async fn create_chatflow(
     )
     .await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "chatflow.created",
             "chatflow",
@@ -404,7 +404,7 @@ pub async fn update_chatflow(
     let mut tx = state.db.pool().begin().await?;
     chatflows::update(&mut *tx, &row).await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit("chatflow.updated", "chatflow", &row.id, json!({})),
     )
     .await?;
@@ -433,7 +433,7 @@ pub async fn delete_chatflow(
     let mut tx = state.db.pool().begin().await?;
     chatflows::delete(&mut *tx, principal.workspace_id(), &row.id).await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "chatflow.deleted",
             "chatflow",

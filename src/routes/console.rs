@@ -112,7 +112,7 @@ pub async fn setup(
     )
     .await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         audit::Entry {
             workspace_id: &ws.id,
             actor_id: Some(&user.id),

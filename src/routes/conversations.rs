@@ -424,7 +424,7 @@ pub async fn assign(
         format!("manual by {}", principal.user.id)
     };
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "conversation.assigned",
             "conversation",
@@ -464,7 +464,7 @@ async fn set_status(
     let mut tx = state.db.pool().begin().await?;
     sql::set_status(&mut *tx, ws, &record.id, status).await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(action, "conversation", &record.id, json!({})),
     )
     .await?;

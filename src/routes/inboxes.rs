@@ -323,7 +323,7 @@ pub async fn create_inbox(
     let mut tx = state.db.pool().begin().await?;
     let inbox = inboxes::insert(&mut tx, ws, b.name.as_str(), &routing, &members).await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "inbox.created",
             "inbox",
@@ -418,7 +418,7 @@ pub async fn update_inbox(
     let mut tx = state.db.pool().begin().await?;
     inboxes::update(&mut *tx, &inbox).await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "inbox.updated",
             "inbox",
@@ -464,7 +464,7 @@ pub async fn delete_inbox(
         return Err(ApiError::not_found("inbox"));
     }
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit("inbox.deleted", "inbox", &id, json!({})),
     )
     .await?;
@@ -518,7 +518,7 @@ pub async fn put_inbox_member(
     )
     .await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "inbox.member_set",
             "inbox",
@@ -559,7 +559,7 @@ pub async fn remove_inbox_member(
         return Err(ApiError::not_found("inbox member"));
     }
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "inbox.member_removed",
             "inbox",

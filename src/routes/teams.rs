@@ -143,7 +143,7 @@ pub async fn create_team(
         .await
         .map_err(|e| name_taken(e, b.name.as_str()))?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "team.created",
             "team",
@@ -239,7 +239,7 @@ pub async fn update_team(
         .await
         .map_err(|e| name_taken(e, &team.name))?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "team.updated",
             "team",
@@ -276,7 +276,7 @@ pub async fn delete_team(
         return Err(ApiError::not_found("team"));
     }
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit("team.deleted", "team", &id, json!({})),
     )
     .await?;
@@ -318,7 +318,7 @@ pub async fn add_team_member(
         teams::add_member(&mut *tx, ws, &id, user_id).await?;
     }
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "team.member_added",
             "team",
@@ -358,7 +358,7 @@ pub async fn remove_team_member(
         return Err(ApiError::not_found("team member"));
     }
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "team.member_removed",
             "team",

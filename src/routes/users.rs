@@ -128,7 +128,7 @@ pub async fn create_user(
         }
     })?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(
             "user.created",
             "user",
@@ -316,7 +316,7 @@ pub async fn update_user(
         _ => "user.updated",
     };
     audit::record(
-        &mut *tx,
+        &mut tx,
         principal.audit(action, "user", &user.id, serde_json::Value::Object(changes)),
     )
     .await?;

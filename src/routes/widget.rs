@@ -597,7 +597,7 @@ pub async fn end_conversation(
     )
     .await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         audit::Entry {
             workspace_id: &record.workspace_id,
             actor_id: None,
