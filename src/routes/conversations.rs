@@ -220,7 +220,7 @@ pub async fn list_messages(
     }
     let record = visible(&state, &principal, &id).await?;
     let mut items = sql::messages_after(
-        state.db.reader(),
+        &state.db,
         &record.id,
         query.after_seq.unwrap_or(0),
         limit + 1,

@@ -218,22 +218,23 @@ static MESSAGES_AFTER: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Messages after `after_seq`, oldest first.
-pub async fn messages_after<'c>(
-    exec: impl Executor<'c, Database = Any>,
+/// Messages after `after_seq`, oldest first, on a reader (see [`Db::read_all`]).
+pub async fn messages_after(
+    db: &Db,
     conversation_id: &str,
     after_seq: u64,
     limit: u32,
 ) -> Result<Vec<MessageObject>, sqlx::Error> {
-    sqlx::query(MESSAGES_AFTER.as_str())
-        .bind(conversation_id)
-        .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(exec)
-        .await?
-        .iter()
-        .map(message_from_row)
-        .collect()
+    db.read_all(
+        MESSAGES_AFTER.as_str(),
+        &[
+            Arg::Text(conversation_id),
+            Arg::Int(i64::try_from(after_seq).unwrap_or(i64::MAX)),
+            Arg::Int(i64::from(limit)),
+        ],
+        |r| message_from_row(r),
+    )
+    .await
 }
 
 #[async_trait::async_trait]
@@ -300,16 +301,7 @@ impl Store for SqlStore {
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<MessageObject>, StoreError> {
-        self.db
-            .read_all(
-                MESSAGES_AFTER.as_str(),
-                &[
-                    Arg::Text(conversation_id),
-                    Arg::Int(i64::try_from(after_seq).unwrap_or(i64::MAX)),
-                    Arg::Int(i64::from(limit)),
-                ],
-                |r| message_from_row(r),
-            )
+        messages_after(&self.db, conversation_id, after_seq, limit)
             .await
             .map_err(err)
     }
