@@ -91,7 +91,7 @@ pub async fn create(
         ],
     )
     .await?;
-    conn.fetch_optional(FIND.as_str(), &[Arg::Text(token_hash)], from_row)
+    find_in(conn, token_hash)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
 }
@@ -103,12 +103,8 @@ pub async fn find(db: &Db, token_hash: &str) -> Result<Option<VisitorRow>, sqlx:
 }
 
 /// [`find`] inside a transaction.
-pub async fn find_in(
-    conn: &mut AnyConnection,
-    token_hash: &str,
-) -> Result<Option<VisitorRow>, sqlx::Error> {
-    Conn::Sqlx(conn)
-        .fetch_optional(FIND.as_str(), &[Arg::Text(token_hash)], from_row)
+async fn find_in(conn: &mut Conn<'_>, token_hash: &str) -> Result<Option<VisitorRow>, sqlx::Error> {
+    conn.fetch_optional(FIND.as_str(), &[Arg::Text(token_hash)], from_row)
         .await
 }
 
@@ -245,7 +241,7 @@ pub async fn create_for_contact(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    find_in(conn, token_hash)
+    find_in(&mut Conn::Sqlx(conn), token_hash)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
 }
