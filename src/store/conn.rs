@@ -38,24 +38,6 @@ pub enum Arg<'a> {
     Null,
 }
 
-impl<'a> From<&'a str> for Arg<'a> {
-    fn from(v: &'a str) -> Self {
-        Arg::Text(v)
-    }
-}
-
-impl<'a> From<&'a String> for Arg<'a> {
-    fn from(v: &'a String) -> Self {
-        Arg::Text(v)
-    }
-}
-
-impl From<i64> for Arg<'_> {
-    fn from(v: i64) -> Self {
-        Arg::Int(v)
-    }
-}
-
 impl<'a> From<Option<&'a str>> for Arg<'a> {
     fn from(v: Option<&'a str>) -> Self {
         v.map_or(Arg::Null, Arg::Text)
@@ -81,8 +63,6 @@ pub trait Row {
     fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
     /// An integer column.
     fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
-    /// A nullable integer column.
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
 }
 
 impl Row for AnyRow {
@@ -95,9 +75,6 @@ impl Row for AnyRow {
     fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
         self.try_get(column)
     }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
-        self.try_get(column)
-    }
 }
 
 impl Row for rusqlite::Row<'_> {
@@ -108,9 +85,6 @@ impl Row for rusqlite::Row<'_> {
         self.get(column).map_err(direct_error)
     }
     fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
-        self.get(column).map_err(direct_error)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
         self.get(column).map_err(direct_error)
     }
 }
