@@ -171,9 +171,7 @@ fn bridge(
     let mut frames = Frames::new(body.into_inner());
     actix_web::rt::spawn(async move {
         let error = |code: ErrorCode, message: String| -> std::sync::Arc<str> {
-            serde_json::to_string(&ServerFrame::error(code, message, None))
-                .unwrap_or_default()
-                .into()
+            ServerFrame::error(code, message, None).text()
         };
         let mut last_heard = Instant::now();
         let mut ping = tokio::time::interval(HEARTBEAT_INTERVAL);

@@ -260,6 +260,11 @@ pub fn mentioned_user_ids(body: &str) -> Vec<String> {
 }
 
 impl ServerFrame {
+    /// The frame as it goes on the wire (a socket's outbox shares the text).
+    pub fn text(&self) -> std::sync::Arc<str> {
+        serde_json::to_string(self).unwrap_or_default().into()
+    }
+
     /// Every server frame `type`, in declaration order.
     pub const TYPES: [&'static str; 9] = [
         "ack",

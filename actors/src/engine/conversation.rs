@@ -287,9 +287,7 @@ impl ConversationActor {
     }
 
     fn frame_for(&self, m: &MessageObject) -> (Arc<str>, Option<Arc<str>>) {
-        let text: Arc<str> = serde_json::to_string(&ServerFrame::message(m.clone()))
-            .unwrap_or_default()
-            .into();
+        let text = ServerFrame::message(m.clone()).text();
         let visitor = m.visible_to_visitor().then(|| text.clone());
         (text, visitor)
     }
@@ -437,10 +435,7 @@ impl ConversationActor {
                             }
                             sub.cursor = m.seq;
                             if sub.audience.is_agent() || m.visible_to_visitor() {
-                                let frame: Arc<str> =
-                                    serde_json::to_string(&ServerFrame::message(m))
-                                        .unwrap_or_default()
-                                        .into();
+                                let frame = ServerFrame::message(m).text();
                                 sub.recipient.do_send(Deliver { frame });
                             }
                         }
@@ -460,7 +455,7 @@ impl ConversationActor {
     }
 
     fn send_to(&self, frame: &ServerFrame, agents_only: bool, except: Option<&str>) {
-        let text: Arc<str> = serde_json::to_string(frame).unwrap_or_default().into();
+        let text = frame.text();
         for sub in self.subs.values() {
             if agents_only && !sub.audience.is_agent() {
                 continue;
@@ -833,12 +828,11 @@ impl Handler<Subscribe> for ConversationActor {
                 && sub.audience.is_agent()
                 && !act.viewers.is_empty()
             {
-                let frame: Arc<str> = serde_json::to_string(&ServerFrame::Viewers {
+                let frame = ServerFrame::Viewers {
                     conversation_id: act.id.clone(),
                     users: act.viewers.clone(),
-                })
-                .unwrap_or_default()
-                .into();
+                }
+                .text();
                 sub.recipient.do_send(Deliver { frame });
             }
             let _ = tx.send(Ok(()));

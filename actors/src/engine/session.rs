@@ -236,8 +236,7 @@ impl Session {
     }
 
     fn send_frame(&mut self, frame: &ServerFrame, ctx: &mut Context<Self>) {
-        let text: Arc<str> = serde_json::to_string(frame).unwrap_or_default().into();
-        self.push(text, ctx);
+        self.push(frame.text(), ctx);
     }
 
     fn error(
@@ -868,8 +867,7 @@ impl Session {
                 };
                 if send {
                     let text = frame.get_or_render(|| {
-                        let frame = ServerFrame::conversation(*event, conversation.clone());
-                        serde_json::to_string(&frame).unwrap_or_default().into()
+                        ServerFrame::conversation(*event, conversation.clone()).text()
                     });
                     self.push(text, ctx);
                 }
