@@ -123,6 +123,12 @@ pub struct Session {
     closed: bool,
     /// Posts waiting for their commits (see [`MAX_IN_FLIGHT`]), answered in order.
     posts: super::InOrder<PostOutcome>,
+    /// A conversation this visitor's session just created: routed as soon as its first
+    /// message is queued with it (see [`Session::start_conversation`]).
+    route_on_post: Option<String>,
+    /// Conversations this session handed to the router, so that none is handed over
+    /// twice (its first message's ack after an early route; a visitor has a handful).
+    routed: Vec<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -146,6 +152,8 @@ impl Session {
             known_presence: HashMap::new(),
             closed: false,
             posts: super::InOrder::default(),
+            route_on_post: None,
+            routed: Vec::new(),
         }
     }
 
@@ -460,6 +468,14 @@ impl Session {
 
     /// A visitor's first `send`: reuse their open conversation on this channel (so a
     /// retried first send makes no second conversation), or open one.
+    ///
+    /// A conversation opened here is routed as soon as its first message is queued
+    /// with its actor (the session listens to it by then, so its queue position reaches
+    /// the visitor), not once that message is stored: the assignment's write then
+    /// shares a group commit with the message's (or follows it at once) instead of
+    /// waiting a round behind it. Should that message then fail to store, the
+    /// conversation is open and empty and stays routed, as a resync would have routed it
+    /// anyway (it reads every open, unassigned conversation of the inbox).
     fn start_conversation(&mut self, message: NewMessage, ctx: &mut Context<Self>) {
         let Peer::Visitor {
             workspace_id,
@@ -511,6 +527,7 @@ impl Session {
                 // below then finds it live (the hub's mailbox keeps our order).
                 let id = record.id.clone();
                 act.engine.hub.do_send(super::hub::StartWith { record });
+                act.route_on_post = Some(id.clone());
                 act.post(id, message, ctx);
             }
             Err(e) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
@@ -553,11 +570,16 @@ impl Session {
             r#ref.clone(),
             ctx,
             move |act, addr, ctx| {
+                let message_conversation = conversation_id.clone();
                 message.conversation_id = conversation_id;
                 let client_id = message.client_id.clone().unwrap_or_default();
                 // Queued with the conversation now, so posts keep their order while up
                 // to MAX_IN_FLIGHT of them wait for their commits together.
                 let request = addr.send(Post { message, origin });
+                if act.route_on_post.as_deref() == Some(message_conversation.as_str()) {
+                    act.route_on_post = None;
+                    act.route(message_conversation);
+                }
                 let ticket = act.posts.start();
                 metrics::counter!("parley_ws_posts_total").increment(1);
                 let pending = request.into_actor(act).map(move |result, act, ctx| {
@@ -591,18 +613,10 @@ impl Session {
         match result {
             Ok(Ok(Appended::New(m))) if m.seq == 1 => {
                 // A visitor's first message: the conversation is theirs and they listen
-                // to it now, so it can be routed (and its queue position reach them).
-                if let Peer::Visitor {
-                    workspace_id,
-                    inbox_id,
-                    ..
-                } = &act.peer
-                {
-                    act.engine.router.do_send(super::router::Arrived {
-                        workspace_id: workspace_id.clone(),
-                        inbox_id: inbox_id.clone(),
-                        conversation_id: m.conversation_id.clone(),
-                    });
+                // to it now, so it can be routed (and its queue position reach them),
+                // unless it was routed when its message was queued.
+                if !act.routed.contains(&m.conversation_id) {
+                    act.route(m.conversation_id.clone());
                 }
                 act.ack(client_id, m, ctx);
             }
@@ -612,6 +626,23 @@ impl Session {
             }
             Ok(Err(e)) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
             Err(e) => act.error(ErrorCode::Internal, e.to_string(), r#ref, ctx),
+        }
+    }
+
+    /// Hand a visitor's conversation to the router (other peers route nothing).
+    fn route(&mut self, conversation_id: String) {
+        if let Peer::Visitor {
+            workspace_id,
+            inbox_id,
+            ..
+        } = &self.peer
+        {
+            self.engine.router.do_send(super::router::Arrived {
+                workspace_id: workspace_id.clone(),
+                inbox_id: inbox_id.clone(),
+                conversation_id: conversation_id.clone(),
+            });
+            self.routed.push(conversation_id);
         }
     }
 
