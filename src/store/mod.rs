@@ -87,9 +87,13 @@ impl Db {
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
         let max = settings.database.max_connections;
         if kind == DatabaseKind::Postgres {
+            // No ping before each acquire: sqlx already pings every connection when it
+            // comes back to the pool (in a task spawned on the releasing thread), so a
+            // second round trip per acquire only kept connections out of use longer.
             let pool = AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .with_context(|| format!("connecting to the {kind:?} database"))?;
