@@ -63,6 +63,19 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// The options every pool starts from: `max` connections, acquires that give up after
+/// 10 s, and no ping before each acquire (sqlx's default). On SQLite a connection is a
+/// file handle, and each ping was a round trip to its worker thread per write round; on
+/// PostgreSQL sqlx already pings every connection when it comes back to the pool (in a
+/// task spawned on the releasing thread), so a second round trip per acquire only kept
+/// connections out of use longer.
+fn pool_options(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -87,13 +100,7 @@ impl Db {
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
         let max = settings.database.max_connections;
         if kind == DatabaseKind::Postgres {
-            // No ping before each acquire: sqlx already pings every connection when it
-            // comes back to the pool (in a task spawned on the releasing thread), so a
-            // second round trip per acquire only kept connections out of use longer.
-            let pool = AnyPoolOptions::new()
-                .max_connections(max)
-                .acquire_timeout(Duration::from_secs(10))
-                .test_before_acquire(false)
+            let pool = pool_options(max)
                 .connect_with(options)
                 .await
                 .with_context(|| format!("connecting to the {kind:?} database"))?;
@@ -126,12 +133,7 @@ impl Db {
             crate::config::SqliteSynchronous::Full => writer_pragmas!("FULL"),
             crate::config::SqliteSynchronous::Normal => writer_pragmas!("NORMAL"),
         };
-        // No ping before each acquire (sqlx's default): a SQLite connection is a file
-        // handle, and each ping was a round trip to its worker thread per write round.
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .test_before_acquire(false)
+        let pool = pool_options(1)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     conn.execute(writer_pragmas).await?;
@@ -167,10 +169,7 @@ impl Db {
                 direct_readers: None,
             });
         }
-        let reader = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(10))
-            .test_before_acquire(false)
+        let reader = pool_options(max)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute(
