@@ -570,15 +570,14 @@ impl Session {
             r#ref.clone(),
             ctx,
             move |act, addr, ctx| {
-                let message_conversation = conversation_id.clone();
+                let route_now = act.route_on_post.as_deref() == Some(conversation_id.as_str());
                 message.conversation_id = conversation_id;
                 let client_id = message.client_id.clone().unwrap_or_default();
                 // Queued with the conversation now, so posts keep their order while up
                 // to MAX_IN_FLIGHT of them wait for their commits together.
                 let request = addr.send(Post { message, origin });
-                if act.route_on_post.as_deref() == Some(message_conversation.as_str()) {
-                    act.route_on_post = None;
-                    act.route(message_conversation);
+                if let Some(id) = act.route_on_post.take_if(|_| route_now) {
+                    act.route(id);
                 }
                 let ticket = act.posts.start();
                 metrics::counter!("parley_ws_posts_total").increment(1);
