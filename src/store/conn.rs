@@ -146,6 +146,40 @@ impl Conn<'_> {
     }
 }
 
+/// An [`Arg`] that owns its text, for a statement run on another thread ([`Db::run`]).
+#[derive(Debug, Clone)]
+enum Owned {
+    Text(String),
+    Int(i64),
+    Null,
+}
+
+impl From<&Arg<'_>> for Owned {
+    fn from(a: &Arg<'_>) -> Self {
+        match *a {
+            Arg::Text(s) => Owned::Text(s.to_owned()),
+            Arg::Int(i) => Owned::Int(i),
+            Arg::Null => Owned::Null,
+        }
+    }
+}
+
+/// [`bound`] with owned arguments.
+fn bound_owned(
+    sql: &'static str,
+    args: Vec<Owned>,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let mut q = sqlx::query(sql);
+    for a in args {
+        q = match a {
+            Owned::Text(s) => q.bind(s),
+            Owned::Int(i) => q.bind(i),
+            Owned::Null => q.bind(None::<String>),
+        };
+    }
+    q
+}
+
 /// The sqlx query for `sql` with `args` bound in order.
 fn bound<'q>(
     sql: &'static str,
@@ -349,7 +383,8 @@ fn waited() -> sqlx::Error {
 
 impl Db {
     /// One row of a read of the last committed state: on a SQLite file on a direct
-    /// read-only connection, on this thread; otherwise on sqlx's reader pool.
+    /// read-only connection, on this thread; otherwise on sqlx's reader pool (on
+    /// PostgreSQL, on the database's runtime: [`Db::run`]).
     pub async fn read_optional<T>(
         &self,
         sql: &'static str,
@@ -358,10 +393,13 @@ impl Db {
     ) -> Result<Option<T>, sqlx::Error> {
         match &self.direct_readers {
             Some(readers) => readers.with(|c| direct_optional(c, sql, args, &map)),
-            None => match bound(sql, args).fetch_optional(&self.reader).await? {
-                Some(r) => map(&r).map(Some),
-                None => Ok(None),
-            },
+            None => {
+                let (reader, args) = (self.reader.clone(), args.iter().map(Owned::from).collect());
+                let row = self
+                    .run(async move { bound_owned(sql, args).fetch_optional(&reader).await })
+                    .await?;
+                row.as_ref().map(|r| map(r)).transpose()
+            }
         }
     }
 
@@ -374,12 +412,14 @@ impl Db {
     ) -> Result<Vec<T>, sqlx::Error> {
         match &self.direct_readers {
             Some(readers) => readers.with(|c| direct_all(c, sql, args, &map)),
-            None => bound(sql, args)
-                .fetch_all(&self.reader)
-                .await?
-                .iter()
-                .map(|r| map(r))
-                .collect(),
+            None => {
+                let (reader, args) = (self.reader.clone(), args.iter().map(Owned::from).collect());
+                self.run(async move { bound_owned(sql, args).fetch_all(&reader).await })
+                    .await?
+                    .iter()
+                    .map(|r| map(r))
+                    .collect()
+            }
         }
     }
 

@@ -317,7 +317,16 @@ impl Store for SqlStore {
             ParticipantKind::Agent => "agent",
             _ => return Ok(None),
         };
-        super::uploads::claim(self.db.pool(), ids, kind, &uploader.id, conversation_id)
+        let (pool, ids, uploader, conversation_id) = (
+            self.db.pool().clone(),
+            ids.to_vec(),
+            uploader.id.clone(),
+            conversation_id.to_owned(),
+        );
+        self.db
+            .run(async move {
+                super::uploads::claim(&pool, &ids, kind, &uploader, &conversation_id).await
+            })
             .await
             .map_err(err)
     }
@@ -326,7 +335,9 @@ impl Store for SqlStore {
         &self,
         inbox_id: &str,
     ) -> Result<Option<RoutingSnapshot>, StoreError> {
-        routing_snapshot(self.db.reader(), inbox_id)
+        let (reader, inbox_id) = (self.db.reader().clone(), inbox_id.to_owned());
+        self.db
+            .run(async move { routing_snapshot(&reader, &inbox_id).await })
             .await
             .map_err(err)
     }
@@ -1114,6 +1125,92 @@ mod tests {
     #[tokio::test]
     async fn a_batch_failing_halfway_on_sqlite_stores_nothing() {
         a_failing_batch(false).await;
+    }
+
+    /// PostgreSQL's connections belong to the database's own runtime (`store::io`), not
+    /// to the runtime that connected: the caller's runtime can end and the store still
+    /// works from another one, and the statements run on the database's threads.
+    #[test]
+    fn postgres_statements_run_on_the_database_runtime() {
+        if postgres_url().is_none() {
+            eprintln!("skipped: set PARLEY_TEST_POSTGRES_URL");
+            return;
+        }
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let first = runtime();
+        let t = first.block_on(test_db(true));
+        let (ws, convs) = first.block_on(conversations(&t.db, 1));
+        drop(first);
+        runtime().block_on(async {
+            let thread =
+                t.db.run(async {
+                    Ok::<_, sqlx::Error>(std::thread::current().name().map(str::to_owned))
+                })
+                .await
+                .unwrap();
+            assert_eq!(thread.as_deref(), Some("parley-db"));
+            let store = SqlStore::new(t.db.clone());
+            let out = store
+                .append(vec![new_message(&ws, &convs[0], Some(1), "after")])
+                .await
+                .unwrap();
+            assert!(
+                matches!(&out[..], [Appended::New(m)] if m.seq == 1),
+                "{out:?}"
+            );
+            let n =
+                t.db.read_optional("SELECT COUNT(*) AS n FROM messages", &[], |r| r.int("n"))
+                    .await
+                    .unwrap();
+            assert_eq!(n, Some(1));
+        });
+    }
+
+    /// On PostgreSQL the append's lock and reservation are planned at each execution: a
+    /// plan kept from the first executions, made while `conversations` was small, scans
+    /// the whole table once it is not (see `store::append`).
+    #[tokio::test]
+    async fn postgres_keeps_no_plan_for_the_append_lock_and_reservation() {
+        if postgres_url().is_none() {
+            eprintln!("skipped: set PARLEY_TEST_POSTGRES_URL");
+            return;
+        }
+        let t = test_db(true).await;
+        let (ws, convs) = conversations(&t.db, 2).await;
+        let store = SqlStore::new(t.db.clone());
+        // More executions than PostgreSQL needs before it considers a generic plan.
+        for i in 0..8 {
+            let msgs = convs
+                .iter()
+                .map(|c| new_message(&ws, c, Some(i), "x"))
+                .collect();
+            store.append(msgs).await.unwrap();
+        }
+        // Every connection of the pool at once, so each is looked at.
+        let mut held = Vec::new();
+        let mut kept = Vec::new();
+        for _ in 0..t.db.pool().options().get_max_connections() {
+            let mut c = t.db.pool().acquire().await.unwrap();
+            let rows = sqlx::query(
+                "SELECT statement FROM pg_prepared_statements \
+                 WHERE statement LIKE '%conversations%' AND statement NOT LIKE '%INSERT%'",
+            )
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+            kept.extend(rows.iter().map(|r| r.get::<String, _>("statement")));
+            held.push(c);
+        }
+        assert!(
+            kept.iter()
+                .all(|s| !s.contains("FOR UPDATE") && !s.contains("last_seq")),
+            "kept: {kept:#?}"
+        );
     }
 
     #[tokio::test]

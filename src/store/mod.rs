@@ -16,6 +16,7 @@ pub mod conn;
 pub mod console;
 pub mod engine;
 pub mod inboxes;
+mod io;
 pub mod sessions;
 pub mod teams;
 pub mod uploads;
@@ -55,6 +56,9 @@ pub struct Db {
     /// A SQLite file: read-only connections for [`Db::read_optional`] and
     /// [`Db::read_all`] (see [`conn`]).
     direct_readers: Option<std::sync::Arc<conn::DirectReaders>>,
+    /// PostgreSQL: the runtime that owns the pool's connections and runs the store's
+    /// statements (see [`io`] and [`Db::run`]).
+    io: Option<io::DbRuntime>,
 }
 
 impl std::fmt::Debug for Db {
@@ -100,8 +104,17 @@ impl Db {
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
         let max = settings.database.max_connections;
         if kind == DatabaseKind::Postgres {
-            let pool = pool_options(max)
-                .connect_with(options)
+            // Every connection is opened at the start, on the database's runtime (see
+            // [`io`]): a connection opened later by whoever acquired it would belong to
+            // that thread's I/O driver.
+            let io = io::DbRuntime::start().context("starting the database runtime")?;
+            let pool = io
+                .run(async move {
+                    pool_options(max)
+                        .min_connections(max)
+                        .connect_with(options)
+                        .await
+                })
                 .await
                 .with_context(|| format!("connecting to the {kind:?} database"))?;
             return Ok(Self {
@@ -110,6 +123,7 @@ impl Db {
                 kind,
                 queue: None,
                 direct_readers: None,
+                io: Some(io),
             });
         }
         // The writer keeps savepoint journals in memory (the group commit runs each job
@@ -167,6 +181,7 @@ impl Db {
                 pool,
                 kind,
                 direct_readers: None,
+                io: None,
             });
         }
         let reader = pool_options(max)
@@ -189,6 +204,7 @@ impl Db {
             reader,
             kind,
             direct_readers,
+            io: None,
         })
     }
 
@@ -198,8 +214,8 @@ impl Db {
             DatabaseKind::Sqlite => &SQLITE_MIGRATIONS,
             DatabaseKind::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator
-            .run(&self.pool)
+        let pool = self.pool.clone();
+        self.run(async move { migrator.run(&pool).await.map_err(sqlx::Error::from) })
             .await
             .context("running database migrations")?;
         Ok(())
@@ -233,6 +249,25 @@ impl Db {
             .expect("an in-memory database")
     }
 
+    /// Run `work` where the database's I/O belongs: on PostgreSQL on the database's own
+    /// runtime (see [`io`]; `work` runs to its end even if the caller stops waiting),
+    /// on SQLite right here. For statements on [`Db::pool`] or [`Db::reader`] in hot
+    /// paths; [`Db::write`], [`Db::write_conn`], [`Db::read_optional`] and
+    /// [`Db::read_all`] already go through it.
+    pub async fn run<T, E>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, E>> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<sqlx::Error> + Send + 'static,
+    {
+        match &self.io {
+            Some(io) => io.run(work).await,
+            None => work.await,
+        }
+    }
+
     /// Which backend this is.
     pub fn kind(&self) -> DatabaseKind {
         self.kind
@@ -240,7 +275,9 @@ impl Db {
 
     /// A cheap round trip, for `/readyz`.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        let pool = self.pool.clone();
+        self.run(async move { sqlx::query("SELECT 1").execute(&pool).await })
+            .await?;
         Ok(())
     }
 

@@ -323,7 +323,9 @@ fn round_error(e: &sqlx::Error) -> sqlx::Error {
 impl Db {
     /// Run `f` as one write transaction and return its result once it has committed.
     /// When `f` fails, nothing it did is kept. On SQLite it joins the next group commit
-    /// (see the module docs); `f` must not begin or commit transactions itself.
+    /// (see the module docs); on PostgreSQL it is a transaction of its own, on the
+    /// database's runtime ([`Db::run`]). `f` must not begin or commit transactions
+    /// itself.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -332,10 +334,15 @@ impl Db {
     {
         // Only SQLite has a queue.
         let Some(queue) = &self.queue else {
-            let mut tx = self.pool().begin().await?;
-            let value = f(&mut tx).await?;
-            tx.commit().await?;
-            return Ok(value);
+            let pool = self.pool().clone();
+            return self
+                .run(async move {
+                    let mut tx = pool.begin().await?;
+                    let value = f(&mut tx).await?;
+                    tx.commit().await?;
+                    Ok(value)
+                })
+                .await;
         };
         let (answer, result) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn: &mut AnyConnection| {
