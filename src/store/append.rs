@@ -27,14 +27,13 @@
 //! (which guesses 100 rows for any JSON function) chose hash joins over a sequential
 //! scan of `conversations` and `messages` once they held a few thousand rows: in a
 //! 10,000-visitor burst the deduplication alone took 13 ms a batch, and PostgreSQL's
-//! CPU was what limited the burst. The lock and the reservation are also planned at each
-//! execution rather than kept as prepared statements: PostgreSQL settles on a generic
-//! plan after a statement's fifth execution and keeps it, and one made while
-//! `conversations` held a few rows (the start of a burst) filtered every row of the
-//! table against the batch's ids — 3.1–3.3 ms a batch at 10,000 conversations, 0.8 ms
-//! planned afresh. Planning each time costs PostgreSQL about a sixth more CPU per
-//! message in steady load; the deduplication probes a unique index per key, a plan no
-//! table size changes, and stays prepared.
+//! CPU was what limited the burst. The statements are prepared once per connection,
+//! and PostgreSQL settles on a generic plan after a statement's fifth execution and
+//! keeps it: one made while `conversations` held a few rows (the start of a burst)
+//! filtered every row of the table against the batch's ids, 3.1–3.3 ms a batch at
+//! 10,000 conversations. So the append's transaction opens with `SET LOCAL
+//! enable_seqscan = off` (in the same round trip as its `BEGIN`): whatever the table's
+//! size when a plan is made, it is the index lookup the statement names.
 //!
 //! Rows go to the database as one JSON document per statement (`json_to_recordset` on
 //! PostgreSQL, `jsonb_each` on SQLite) rather than one bind variable per value: the
@@ -62,9 +61,8 @@ struct AppendSql {
     dedup: &'static str,
     reserve: &'static str,
     insert: &'static str,
-    /// Whether the lock and the reservation are prepared once per connection and their
-    /// plans kept (see [`POSTGRES`] for why PostgreSQL plans them each time).
-    keep_plans: bool,
+    /// What opens the transaction (PostgreSQL; see the module docs).
+    begin: Option<&'static str>,
 }
 
 const POSTGRES: AppendSql = AppendSql {
@@ -93,7 +91,7 @@ const POSTGRES: AppendSql = AppendSql {
              conversation_id text, seq bigint, kind text, sender_type text, sender_id text, \
              sender_name text, body text, attachments text, channel text, client_id text, \
              created_at bigint)",
-    keep_plans: false,
+    begin: Some("BEGIN; SET LOCAL enable_seqscan = off"),
 };
 
 const SQLITE: AppendSql = AppendSql {
@@ -124,7 +122,7 @@ const SQLITE: AppendSql = AppendSql {
              json_extract(value, '$.body'), json_extract(value, '$.attachments'), \
              json_extract(value, '$.channel'), json_extract(value, '$.client_id'), \
              json_extract(value, '$.created_at') FROM jsonb_each($1)",
-    keep_plans: true,
+    begin: None,
 };
 
 /// A `(conversation_id, client_id)` pair to look up.
@@ -190,7 +188,7 @@ pub async fn append_batch(db: &Db, batch: Vec<NewMessage>) -> Result<Vec<Appende
         }
         DatabaseKind::Sqlite => &SQLITE,
     };
-    db.write(move |conn| Box::pin(append_on(conn, sql, batch)))
+    db.write_begun_by(sql.begin, move |conn| Box::pin(append_on(conn, sql, batch)))
         .await
 }
 
@@ -205,7 +203,6 @@ async fn append_on(
     ids.sort_unstable();
     ids.dedup();
     let workspaces: HashMap<String, String> = sqlx::query(sql.lock)
-        .persistent(sql.keep_plans)
         .bind(to_json(&ids)?)
         .fetch_all(&mut *tx)
         .await?
@@ -246,7 +243,6 @@ async fn append_on(
         let reserve: Vec<Reserve<'_>> =
             needed.iter().map(|(id, n)| Reserve { id, n: *n }).collect();
         for r in sqlx::query(sql.reserve)
-            .persistent(sql.keep_plans)
             .bind(to_json(&reserve)?)
             .bind(now)
             .fetch_all(&mut *tx)

@@ -332,12 +332,30 @@ impl Db {
         E: From<sqlx::Error> + Send + 'static,
         F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
     {
+        self.write_begun_by(None, f).await
+    }
+
+    /// [`Db::write`], with PostgreSQL's transaction opened by `begin` (e.g. `BEGIN; SET
+    /// LOCAL …`: one round trip) instead of a plain `BEGIN`. SQLite ignores it.
+    pub(super) async fn write_begun_by<T, E, F>(
+        &self,
+        begin: Option<&'static str>,
+        f: F,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<sqlx::Error> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+    {
         // Only SQLite has a queue.
         let Some(queue) = &self.queue else {
             let pool = self.pool().clone();
             return self
                 .run(async move {
-                    let mut tx = pool.begin().await?;
+                    let mut tx = match begin {
+                        Some(begin) => pool.begin_with(begin).await?,
+                        None => pool.begin().await?,
+                    };
                     let value = f(&mut tx).await?;
                     tx.commit().await?;
                     Ok(value)
