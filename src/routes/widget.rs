@@ -481,24 +481,12 @@ pub async fn create_session(
         return session_answer(&state, token, v, false).await;
     }
     let token = auth::new_token(VISITOR_PREFIX);
-    let (workspace_id, channel_id, hash) = (
-        channel.workspace_id.clone(),
-        channel.id.clone(),
-        auth::token_hash(&token),
-    );
+    let hash = auth::token_hash(&token);
     let v = state
         .db
         .write_conn(move |mut c| {
             Box::pin(async move {
-                visitors::create(
-                    &mut c,
-                    &workspace_id,
-                    &channel_id,
-                    &hash,
-                    &b.page_url,
-                    &user_agent,
-                )
-                .await
+                visitors::create(&mut c, &channel, &hash, &b.page_url, &user_agent).await
             })
         })
         .await?;

@@ -164,6 +164,16 @@ impl From<&Arg<'_>> for Owned {
     }
 }
 
+impl Owned {
+    fn as_arg(&self) -> Arg<'_> {
+        match self {
+            Owned::Text(s) => Arg::Text(s),
+            Owned::Int(i) => Arg::Int(*i),
+            Owned::Null => Arg::Null,
+        }
+    }
+}
+
 /// [`bound`] with owned arguments.
 fn bound_owned(
     sql: &'static str,
@@ -423,6 +433,27 @@ impl Db {
         }
     }
 
+    /// One statement as a write transaction of its own; the rows it changed. On a SQLite
+    /// file a job on the writer's direct connection (see [`Db::write_conn`]); on
+    /// PostgreSQL the statement alone, committed by itself (no `BEGIN` and `COMMIT`
+    /// round trips), on the database's runtime.
+    pub async fn write_one(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        let args: Vec<Owned> = args.iter().map(Owned::from).collect();
+        if self.has_direct_writer() || self.queue.is_some() {
+            return self
+                .write_conn(move |mut conn| {
+                    Box::pin(async move {
+                        let args: Vec<Arg<'_>> = args.iter().map(Owned::as_arg).collect();
+                        conn.execute(sql, &args).await
+                    })
+                })
+                .await;
+        }
+        let pool = self.pool.clone();
+        self.run(async move { Ok(bound_owned(sql, args).execute(&pool).await?.rows_affected()) })
+            .await
+    }
+
     /// [`Db::write`] with a [`Conn`]: on a SQLite file the job runs on the writer's
     /// direct connection (no hand-off per statement; see [`Db::write_direct`] for how it
     /// shares a round), otherwise as [`Db::write`]. `f` must only await its [`Conn`].
@@ -560,6 +591,33 @@ mod tests {
             .read_all("DELETE FROM t RETURNING id", &[], |r| r.text("id"))
             .await;
         assert!(refused.is_err(), "a reader wrote");
+        // One statement as its own write.
+        let changed = db
+            .write_one(
+                "UPDATE t SET note = $1 WHERE id = $2",
+                &[Arg::Text("one"), Arg::Text("a")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed, 1);
+        let note = db
+            .read_optional(
+                "SELECT id, n, note FROM t WHERE id = $1",
+                &[Arg::Text("a")],
+                row,
+            )
+            .await
+            .unwrap();
+        assert_eq!(note.and_then(|(_, _, note)| note).as_deref(), Some("one"));
+        assert!(
+            db.write_one("INSERT INTO t (id, n) VALUES ($1, 1)", &[Arg::Text("a")])
+                .await
+                .is_err_and(|e| crate::store::is_unique_violation(&e)),
+            "a failing statement reports its error"
+        );
+        db.write_one("UPDATE t SET note = NULL WHERE id = $1", &[Arg::Text("a")])
+            .await
+            .unwrap();
         // A job that awaits something besides its connection fails and leaves nothing.
         let waited = db
             .write_conn(|mut c| {

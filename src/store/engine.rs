@@ -245,28 +245,20 @@ impl Store for SqlStore {
     ) -> Result<ConversationRecord, StoreError> {
         let id = new_id();
         let now = now_ms();
-        let row = (id.clone(), new.clone());
         self.db
-            .write_conn(move |mut conn| {
-                Box::pin(async move {
-                    let (id, new) = row;
-                    conn.execute(
-                        "INSERT INTO conversations (id, workspace_id, inbox_id, channel_id, \
-                         contact_id, status, assignee_id, last_seq, created_at, updated_at, \
-                         last_message_at) VALUES ($1, $2, $3, $4, $5, 'open', NULL, 0, $6, $6, $6)",
-                        &[
-                            Arg::Text(&id),
-                            Arg::Text(&new.workspace_id),
-                            Arg::Text(&new.inbox_id),
-                            Arg::Text(&new.channel_id),
-                            Arg::Text(&new.contact_id),
-                            Arg::Int(now),
-                        ],
-                    )
-                    .await
-                    .map(|_| ())
-                })
-            })
+            .write_one(
+                "INSERT INTO conversations (id, workspace_id, inbox_id, channel_id, \
+                 contact_id, status, assignee_id, last_seq, created_at, updated_at, \
+                 last_message_at) VALUES ($1, $2, $3, $4, $5, 'open', NULL, 0, $6, $6, $6)",
+                &[
+                    Arg::Text(&id),
+                    Arg::Text(&new.workspace_id),
+                    Arg::Text(&new.inbox_id),
+                    Arg::Text(&new.channel_id),
+                    Arg::Text(&new.contact_id),
+                    Arg::Int(now),
+                ],
+            )
             .await
             .map_err(err)?;
         Ok(ConversationRecord {
@@ -816,16 +808,9 @@ mod tests {
         )
         .await
         .unwrap();
-        let visitor = visitors::create(
-            &mut Conn::Sqlx(&mut conn),
-            &ws.id,
-            &channel.id,
-            &name,
-            "",
-            "",
-        )
-        .await
-        .unwrap();
+        let visitor = visitors::create(&mut Conn::Sqlx(&mut conn), &channel, &name, "", "")
+            .await
+            .unwrap();
         drop(conn);
         let store = SqlStore::new(db.clone());
         let mut convs = Vec::new();

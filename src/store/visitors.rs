@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use sqlx::{Any, AnyConnection, Executor, Row as _};
 
+use super::channels::ChannelRow;
 use super::conn::{Arg, Conn, Row};
 use super::{Db, new_id, now_ms};
 
@@ -51,15 +52,16 @@ fn from_row(r: &dyn Row) -> Result<VisitorRow, sqlx::Error> {
     })
 }
 
-/// Create a contact and a visitor for it on a channel.
+/// Create a contact and a visitor for it on a channel. The visitor's row is built from
+/// what was written (no read back: on PostgreSQL that was a round trip per visitor).
 pub async fn create(
     conn: &mut Conn<'_>,
-    workspace_id: &str,
-    channel_id: &str,
+    channel: &ChannelRow,
     token_hash: &str,
     page_url: &str,
     user_agent: &str,
 ) -> Result<VisitorRow, sqlx::Error> {
+    let (workspace_id, channel_id) = (channel.workspace_id.as_str(), channel.id.as_str());
     let now = now_ms();
     let contact_id = new_id();
     let attributes =
@@ -91,9 +93,16 @@ pub async fn create(
         ],
     )
     .await?;
-    find_in(conn, token_hash)
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)
+    Ok(VisitorRow {
+        id,
+        workspace_id: workspace_id.to_owned(),
+        channel_id: channel_id.to_owned(),
+        channel_kind: channel.kind.clone(),
+        inbox_id: channel.inbox_id.clone(),
+        contact_id,
+        contact_name: None,
+        channel_settings: channel.settings.to_string(),
+    })
 }
 
 /// The visitor whose token hashes to `token_hash`.
