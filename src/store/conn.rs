@@ -439,7 +439,8 @@ impl Db {
     /// round trips), on the database's runtime.
     pub async fn write_one(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
         let args: Vec<Owned> = args.iter().map(Owned::from).collect();
-        if self.has_direct_writer() || self.queue.is_some() {
+        // SQLite: a job of the group commit.
+        if self.queue.is_some() {
             return self
                 .write_conn(move |mut conn| {
                     Box::pin(async move {

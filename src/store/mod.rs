@@ -105,13 +105,17 @@ impl Db {
         let max = settings.database.max_connections;
         if kind == DatabaseKind::Postgres {
             // Every connection is opened at the start, on the database's runtime (see
-            // [`io`]): a connection opened later by whoever acquired it would belong to
-            // that thread's I/O driver.
+            // [`io`]), and kept: a connection opened later by whoever acquired it (or to
+            // replace one past its lifetime, by whoever released it) would belong to
+            // that thread's I/O driver. A broken connection is still replaced, by the
+            // next acquire, which the hot paths make on the database's runtime.
             let io = io::DbRuntime::start().context("starting the database runtime")?;
             let pool = io
                 .run(async move {
                     pool_options(max)
                         .min_connections(max)
+                        .max_lifetime(None)
+                        .idle_timeout(None)
                         .connect_with(options)
                         .await
                 })
