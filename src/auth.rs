@@ -219,7 +219,12 @@ impl FromRequest for Principal {
             let (token, from_cookie) = presented_token(&req).ok_or_else(unauthorized)?;
             let hash = token_hash(&token);
             if token.starts_with(SESSION_PREFIX) {
-                let auth = sessions::authenticate(state.db.reader(), &hash)
+                // Every console request passes here: on PostgreSQL on the database's
+                // runtime (`Db::run`), not on this HTTP worker.
+                let (reader, key) = (state.db.reader().clone(), hash);
+                let auth = state
+                    .db
+                    .run(async move { sessions::authenticate(&reader, &key).await })
                     .await?
                     .ok_or_else(unauthorized)?;
                 if from_cookie && req.path().starts_with("/ws/") && !same_origin(&req) {
@@ -249,10 +254,12 @@ impl FromRequest for Principal {
                     },
                 })
             } else if token.starts_with(API_TOKEN_PREFIX) && !from_cookie {
-                let (token_id, last_used, user) =
-                    api_tokens::authenticate(state.db.reader(), &hash)
-                        .await?
-                        .ok_or_else(unauthorized)?;
+                let (reader, key) = (state.db.reader().clone(), hash);
+                let (token_id, last_used, user) = state
+                    .db
+                    .run(async move { api_tokens::authenticate(&reader, &key).await })
+                    .await?
+                    .ok_or_else(unauthorized)?;
                 if last_used.is_none_or(|t| now_ms() - t > 60_000) {
                     api_tokens::touch(state.db.pool(), &token_id).await?;
                 }

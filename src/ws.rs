@@ -86,7 +86,14 @@ pub async fn agent_ws(
     let inbox_ids: HashSet<String> = if user.role == crate::domain::Role::Admin {
         HashSet::new()
     } else {
-        inboxes::member_inbox_ids(state.db.reader(), &user.workspace_id, &user.id)
+        let (reader, workspace_id, user_id) = (
+            state.db.reader().clone(),
+            user.workspace_id.clone(),
+            user.id.clone(),
+        );
+        state
+            .db
+            .run(async move { inboxes::member_inbox_ids(&reader, &workspace_id, &user_id).await })
             .await?
             .into_iter()
             .collect()
