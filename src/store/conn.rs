@@ -146,7 +146,8 @@ impl Conn<'_> {
     }
 }
 
-/// An [`Arg`] that owns its text, for a statement run on another thread ([`Db::run`]).
+/// An [`Arg`] that owns its text, for a statement moved into a write job
+/// ([`Db::write_one`]).
 #[derive(Debug, Clone)]
 enum Owned {
     Text(String),
@@ -174,31 +175,16 @@ impl Owned {
     }
 }
 
-/// [`bound`] with owned arguments.
-fn bound_owned(
+/// The sqlx query for `sql` with `args` bound in order. The query owns its values, so
+/// it can be sent to the database's runtime ([`Db::run`]) as it is.
+fn bound(
     sql: &'static str,
-    args: Vec<Owned>,
+    args: &[Arg<'_>],
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
     let mut q = sqlx::query(sql);
     for a in args {
-        q = match a {
-            Owned::Text(s) => q.bind(s),
-            Owned::Int(i) => q.bind(i),
-            Owned::Null => q.bind(None::<String>),
-        };
-    }
-    q
-}
-
-/// The sqlx query for `sql` with `args` bound in order.
-fn bound<'q>(
-    sql: &'static str,
-    args: &[Arg<'q>],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    let mut q = sqlx::query(sql);
-    for a in args {
         q = match *a {
-            Arg::Text(s) => q.bind(s),
+            Arg::Text(s) => q.bind(s.to_owned()),
             Arg::Int(i) => q.bind(i),
             Arg::Null => q.bind(None::<String>),
         };
@@ -404,9 +390,9 @@ impl Db {
         match &self.direct_readers {
             Some(readers) => readers.with(|c| direct_optional(c, sql, args, &map)),
             None => {
-                let (reader, args) = (self.reader.clone(), args.iter().map(Owned::from).collect());
+                let (reader, query) = (self.reader.clone(), bound(sql, args));
                 let row = self
-                    .run(async move { bound_owned(sql, args).fetch_optional(&reader).await })
+                    .run(async move { query.fetch_optional(&reader).await })
                     .await?;
                 row.as_ref().map(|r| map(r)).transpose()
             }
@@ -423,8 +409,8 @@ impl Db {
         match &self.direct_readers {
             Some(readers) => readers.with(|c| direct_all(c, sql, args, &map)),
             None => {
-                let (reader, args) = (self.reader.clone(), args.iter().map(Owned::from).collect());
-                self.run(async move { bound_owned(sql, args).fetch_all(&reader).await })
+                let (reader, query) = (self.reader.clone(), bound(sql, args));
+                self.run(async move { query.fetch_all(&reader).await })
                     .await?
                     .iter()
                     .map(|r| map(r))
@@ -438,9 +424,9 @@ impl Db {
     /// PostgreSQL the statement alone, committed by itself (no `BEGIN` and `COMMIT`
     /// round trips), on the database's runtime.
     pub async fn write_one(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
-        let args: Vec<Owned> = args.iter().map(Owned::from).collect();
         // SQLite: a job of the group commit.
         if self.queue.is_some() {
+            let args: Vec<Owned> = args.iter().map(Owned::from).collect();
             return self
                 .write_conn(move |mut conn| {
                     Box::pin(async move {
@@ -450,8 +436,8 @@ impl Db {
                 })
                 .await;
         }
-        let pool = self.pool.clone();
-        self.run(async move { Ok(bound_owned(sql, args).execute(&pool).await?.rows_affected()) })
+        let (pool, query) = (self.pool.clone(), bound(sql, args));
+        self.run(async move { Ok(query.execute(&pool).await?.rows_affected()) })
             .await
     }
 

@@ -256,8 +256,8 @@ impl Db {
     /// Run `work` where the database's I/O belongs: on PostgreSQL on the database's own
     /// runtime (see [`io`]; `work` runs to its end even if the caller stops waiting),
     /// on SQLite right here. For statements on [`Db::pool`] or [`Db::reader`] in hot
-    /// paths; [`Db::write`], [`Db::write_conn`], [`Db::read_optional`] and
-    /// [`Db::read_all`] already go through it.
+    /// paths; [`Db::write`], [`Db::write_conn`], [`Db::write_one`], [`Db::read_optional`]
+    /// and [`Db::read_all`] already go through it.
     pub async fn run<T, E>(
         &self,
         work: impl std::future::Future<Output = Result<T, E>> + Send + 'static,
