@@ -11,7 +11,7 @@
 //! (close, manual assignment, membership) — so a crashed node leaves no phantom load.
 //! Presence is re-read from the backplane at every decision.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -270,12 +270,57 @@ struct Pending {
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct InboxState {
     policy: RoutingState,
+    /// Named apart from the list an older build wrote as `recent` (ignored when read).
     #[serde(default)]
-    recent: VecDeque<String>,
+    recently_assigned: Recent,
 }
 
 /// How many of the latest assignments an inbox's state remembers.
-const RECENT_ASSIGNED: usize = 2048;
+const RECENT_ASSIGNED: usize = 1024;
+
+/// Conversation ids, oldest first, as one `\n`-separated string: encoded and decoded
+/// as a single JSON string, with no allocation per id. A list of strings here (2,048
+/// of them) was most of a routing step's time in a burst: a set cloned from it, then
+/// each id decoded, freed and encoded again at every step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+struct Recent(String);
+
+impl Recent {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split('\n').filter(|id| !id.is_empty())
+    }
+
+    /// Remember `ids` (an id holding a newline cannot be, and is left out: the store's
+    /// conditional assignment still refuses a repeat of it), keeping the last `keep`.
+    fn push_all<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>, keep: usize) {
+        for id in ids
+            .into_iter()
+            .filter(|id| !id.is_empty() && !id.contains('\n'))
+        {
+            if !self.0.is_empty() {
+                self.0.push('\n');
+            }
+            self.0.push_str(id);
+        }
+        let mut seen = 0;
+        let cut = self
+            .0
+            .bytes()
+            .enumerate()
+            .rev()
+            .filter(|&(_, b)| b == b'\n')
+            .find(|_| {
+                seen += 1;
+                seen == keep
+            });
+        if let Some((at, _)) = cut {
+            self.0.drain(..=at);
+        } else if keep == 0 {
+            self.0.clear();
+        }
+    }
+}
 
 /// Build the state of an inbox from the store, keeping the rotation of `previous`.
 async fn rebuild(
@@ -334,10 +379,19 @@ async fn route(
             .as_deref()
             .and_then(|r| serde_json::from_str::<InboxState>(r).ok())
         {
-            Some(InboxState { policy, recent }) => (Some(policy), recent),
-            None => (None, VecDeque::new()),
+            Some(InboxState {
+                policy,
+                recently_assigned,
+            }) => (Some(policy), recently_assigned),
+            None => (None, Recent::default()),
         };
-        let mut assigned: HashSet<String> = recent.iter().cloned().collect();
+        let arriving: HashSet<&str> = arrivals.iter().map(String::as_str).collect();
+        // The arrivals routed already (by another node, or by a resync's drain).
+        let mut assigned: HashSet<String> = recent
+            .iter()
+            .filter(|id| arriving.contains(id))
+            .map(str::to_owned)
+            .collect();
         // Without state, or on a resync, the store says what loads and the queue are.
         let mut state = match previous {
             // Arrivals with state in place: only presence needs a fresh look.
@@ -358,7 +412,13 @@ async fn route(
                     }
                     return Ok(None);
                 };
-                assigned.extend(snapshot.assigned.iter().cloned());
+                assigned.extend(
+                    snapshot
+                        .assigned
+                        .iter()
+                        .filter(|id| arriving.contains(id.as_str()))
+                        .cloned(),
+                );
                 rebuild(&snapshot, previous.as_ref(), backplane).await?
             }
         };
@@ -370,7 +430,6 @@ async fn route(
             .enumerate()
             .map(|(index, id)| (id.clone(), index))
             .collect();
-        let arriving: HashSet<&str> = arrivals.iter().map(String::as_str).collect();
         let mut assignments = state.drain();
         let from_queue: HashSet<String> = assignments
             .iter()
@@ -400,13 +459,13 @@ async fn route(
                 });
             }
         }
-        recent.extend(assignments.iter().map(|a| a.conversation_id.clone()));
-        if recent.len() > RECENT_ASSIGNED {
-            recent.drain(..recent.len() - RECENT_ASSIGNED);
-        }
+        recent.push_all(
+            assignments.iter().map(|a| a.conversation_id.as_str()),
+            RECENT_ASSIGNED,
+        );
         let full = InboxState {
             policy: state,
-            recent,
+            recently_assigned: recent,
         };
         let text = serde_json::to_string(&full).map_err(|e| e.to_string())?;
         let state = full.policy;
@@ -601,4 +660,57 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Router {
     }
 
     fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(r: &Recent) -> Vec<&str> {
+        r.iter().collect()
+    }
+
+    #[test]
+    fn recent_keeps_the_last_ids_in_order() {
+        let mut r = Recent::default();
+        r.push_all(["a", "b"], 3);
+        assert_eq!(ids(&r), ["a", "b"]);
+        r.push_all(["c", "d", "e"], 3);
+        assert_eq!(ids(&r), ["c", "d", "e"]);
+        assert_eq!(r.0, "c\nd\ne");
+        r.push_all([], 3);
+        assert_eq!(ids(&r), ["c", "d", "e"]);
+        r.push_all(["f"], 1);
+        assert_eq!(ids(&r), ["f"]);
+        r.push_all(["g"], 0);
+        assert!(ids(&r).is_empty());
+    }
+
+    #[test]
+    fn recent_leaves_out_ids_it_cannot_hold() {
+        let mut r = Recent::default();
+        r.push_all(["a", "", "b\nc", "d"], 10);
+        assert_eq!(ids(&r), ["a", "d"]);
+    }
+
+    #[test]
+    fn the_state_is_one_json_string_of_ids_and_reads_an_older_builds_state() {
+        let mut state = InboxState::default();
+        state
+            .recently_assigned
+            .push_all(["c1", "c2"], RECENT_ASSIGNED);
+        let text = serde_json::to_string(&state).expect("encodes");
+        assert!(text.contains(r#""recently_assigned":"c1\nc2""#), "{text}");
+        let back: InboxState = serde_json::from_str(&text).expect("decodes");
+        assert_eq!(back.recently_assigned, state.recently_assigned);
+
+        // An older build wrote `recent` as a list: its state still reads (policy kept,
+        // the list ignored), and a state without the field reads as none remembered.
+        let mut old = serde_json::to_value(&state).expect("value");
+        let map = old.as_object_mut().expect("object");
+        map.remove("recently_assigned");
+        map.insert("recent".into(), serde_json::json!(["c1", "c2"]));
+        let read: InboxState = serde_json::from_value(old).expect("older state decodes");
+        assert_eq!(read.recently_assigned, Recent::default());
+    }
 }
