@@ -276,7 +276,7 @@ struct InboxState {
 }
 
 /// How many of the latest assignments an inbox's state remembers.
-const RECENT_ASSIGNED: usize = 1024;
+const RECENT_ASSIGNED: usize = 256;
 
 /// Conversation ids, oldest first, as one `\n`-separated string: encoded and decoded
 /// as a single JSON string, with no allocation per id. A list of strings here (2,048
