@@ -664,6 +664,8 @@ impl StreamHandler<Result<Payload, BroadcastStreamRecvError>> for Router {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::expect_used)]
+
     use super::*;
 
     fn ids(r: &Recent) -> Vec<&str> {
