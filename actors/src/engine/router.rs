@@ -688,6 +688,27 @@ mod tests {
         assert!(ids(&r).is_empty());
     }
 
+    proptest::proptest! {
+        /// Whatever the batches and the window, what is remembered is the last `keep`
+        /// ids pushed, in order (a list as the model).
+        #[test]
+        fn recent_is_the_last_ids_pushed(
+            batches in proptest::collection::vec(
+                proptest::collection::vec("[a-z0-9-]{1,8}", 0..6), 0..12),
+            keep in 0usize..10,
+        ) {
+            let mut r = Recent::default();
+            let mut model: Vec<String> = Vec::new();
+            for batch in &batches {
+                r.push_all(batch.iter().map(String::as_str), keep);
+                model.extend(batch.iter().cloned());
+                let start = model.len().saturating_sub(keep);
+                model.drain(..start);
+                proptest::prop_assert_eq!(ids(&r), model.iter().map(String::as_str).collect::<Vec<_>>());
+            }
+        }
+    }
+
     #[test]
     fn recent_leaves_out_ids_it_cannot_hold() {
         let mut r = Recent::default();
