@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use sqlx::{Any, Executor, Row as _};
 
 use super::conn::{Arg, Conn, Row};
-use super::{Db, new_id, now_ms, to_time};
+use super::{DatabaseKind, Db, new_id, now_ms, to_time};
 
 /// The engine's view of the SQL store.
 #[derive(Debug, Clone)]
@@ -403,10 +403,19 @@ impl Store for SqlStore {
             agent_id.to_owned(),
             reason.to_owned(),
         );
+        let postgres = self.db.kind() == DatabaseKind::Postgres;
         self.db
             .write_conn(move |mut conn| {
                 Box::pin(async move {
-                    assign_on(&mut conn, &conversation_id, &agent_id, capacity, &reason).await
+                    assign_on(
+                        &mut conn,
+                        postgres,
+                        &conversation_id,
+                        &agent_id,
+                        capacity,
+                        &reason,
+                    )
+                    .await
                 })
             })
             .await
@@ -417,18 +426,23 @@ impl Store for SqlStore {
 /// `assign_if_unassigned` inside the caller's transaction.
 async fn assign_on(
     conn: &mut Conn<'_>,
+    postgres: bool,
     conversation_id: &str,
     agent_id: &str,
     capacity: Option<u32>,
     reason: &str,
 ) -> Result<Option<ConversationRecord>, sqlx::Error> {
-    // Serialise assignments to one agent (a no-op UPDATE takes the row lock on
-    // PostgreSQL; SQLite has one writer anyway), then count under that lock.
-    conn.execute(
-        "UPDATE users SET updated_at = updated_at WHERE id = $1",
-        &[Arg::Text(agent_id)],
-    )
-    .await?;
+    // On PostgreSQL, serialise assignments to one agent (a no-op UPDATE takes the row
+    // lock), then count under that lock. SQLite has one writer, so the count is already
+    // alone; there the UPDATE only rewrote the agent's row into the WAL at every
+    // assignment.
+    if postgres {
+        conn.execute(
+            "UPDATE users SET updated_at = updated_at WHERE id = $1",
+            &[Arg::Text(agent_id)],
+        )
+        .await?;
+    }
     if let Some(cap) = capacity {
         let load = conn
             .fetch_optional(

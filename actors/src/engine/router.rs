@@ -276,7 +276,13 @@ struct InboxState {
 }
 
 /// How many of the latest assignments an inbox's state remembers.
-const RECENT_ASSIGNED: usize = 256;
+///
+/// A resync's drain on another node can assign hundreds of conversations in one step, so
+/// the window must hold more than the steps just before an arrival: with 256 a test of
+/// two nodes and 500 simultaneous arrivals (`multinode.rs`) failed about once in seven
+/// runs — an arrival already assigned by a drain was queued again, a phantom ahead of
+/// real waiters (position 244 where 1 was due).
+const RECENT_ASSIGNED: usize = 2048;
 
 /// Conversation ids, oldest first, as one `\n`-separated string: encoded and decoded
 /// as a single JSON string, with no allocation per id. A list of strings here (2,048
