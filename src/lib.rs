@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`config`]: `Settings`, loaded from `config/default.toml`, `--config`, `PARLEY__…`.
 //! - [`telemetry`]: tracing subscriber setup.
+//! - [`process_metrics`]: the process's CPU time and memory on `/metrics` (from `/proc`).
 //! - [`startup`]: `Application::build` wires store, Redis, limiters, metrics and routes.
 //! - [`commands`]: the CLI's non-serving subcommands (`migrate`, `create-admin`).
 //! - [`domain`]: validated newtypes (`EmailAddress`, `Name`, `Password`, `Role`, …).
@@ -28,6 +29,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod process_metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;

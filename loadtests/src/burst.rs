@@ -267,7 +267,7 @@ async fn run_on(
         cluster,
         matches!(target, Target::Spawn(o) if o.redis_url.is_some()),
     );
-    let before = watch.snapshot();
+    let before = watch.snapshot().await;
 
     let agent_tasks: Vec<_> = agents
         .into_iter()
@@ -311,7 +311,7 @@ async fn run_on(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = clock.origin.elapsed().as_secs_f64();
-    let after = watch.snapshot();
+    let after = watch.snapshot().await;
     // A moment for anything extra (a duplicate) to show up.
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop_tx.send_replace(true);

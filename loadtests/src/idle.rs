@@ -160,7 +160,7 @@ async fn run_on(
         cluster,
         matches!(target, Target::Spawn(o) if o.redis_url.is_some()),
     );
-    let before = watch.snapshot();
+    let before = watch.snapshot().await;
     let counters = Arc::new(Counters::default());
     let connect = Arc::new(Shared::new()?);
     let probe = Arc::new(Shared::new()?);
@@ -209,7 +209,7 @@ async fn run_on(
     tokio::time::sleep(w.hold).await;
     let rss_held_kib = rss_of(&node_pids);
     let closed_while_held = counters.closed.load(Ordering::SeqCst) - closed_before_hold;
-    let after = watch.snapshot();
+    let after = watch.snapshot().await;
 
     // The probe: every socket sends one message.
     if w.probe_rate > 0.0 {

@@ -32,7 +32,12 @@ impl Scrape {
     }
 
     fn get(&self, name: &str) -> f64 {
-        self.0.get(name).copied().unwrap_or(0.0)
+        self.value(name).unwrap_or(0.0)
+    }
+
+    /// A metric's value (summed over its label sets), when the page has it.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.0.get(name).copied()
     }
 
     /// Read `/metrics` of the node at `base` (`http://HOST:PORT`); empty when it fails.

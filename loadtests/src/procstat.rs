@@ -58,6 +58,19 @@ pub fn sample(pid: &str) -> Option<ProcSample> {
     })
 }
 
+/// A node's reading from its `/metrics` (Prometheus's process collector names, which
+/// Parley serves); `None` when the page has no `process_cpu_seconds_total`.
+pub fn from_metrics(scrape: &crate::metrics::Scrape, ticks: f64) -> Option<ProcSample> {
+    let cpu = scrape.value("process_cpu_seconds_total")?;
+    let kib = |name: &str| (scrape.value(name).unwrap_or(0.0) / 1024.0) as u64;
+    Some(ProcSample {
+        cpu_ticks: (cpu * ticks).round() as u64,
+        rss_kib: kib("process_resident_memory_bytes"),
+        peak_rss_kib: kib("process_resident_memory_max_bytes"),
+        threads: scrape.value("process_threads").unwrap_or(0.0) as u64,
+    })
+}
+
 /// Which other processes to sum: those whose command name is `comm` and, when `cmdline`
 /// is not empty, whose command line holds one of those strings (a PostgreSQL backend's
 /// command line names its database: `postgres: postgres parley_load_… 127.0.0.1(…)`).
@@ -150,6 +163,10 @@ pub struct Snapshot {
 pub struct Watch {
     /// The server processes running here (summed: one or two nodes).
     pub server_pids: Vec<u32>,
+    /// Nodes not started here (`--server`): their CPU time and memory come from the
+    /// `process_*` figures of their `/metrics`.
+    pub remote_nodes: Vec<String>,
+    http: reqwest::Client,
     /// Other processes to sum (the run's PostgreSQL backends, Redis).
     pub others: Vec<Filter>,
     /// Clock ticks per second.
@@ -177,18 +194,29 @@ impl Watch {
         }
         Watch {
             server_pids: cluster.pids(),
+            remote_nodes: cluster
+                .nodes
+                .iter()
+                .filter(|n| n.pid().is_none())
+                .map(|n| n.address.clone())
+                .collect(),
+            http: reqwest::Client::new(),
             others,
             ticks: clock_ticks(),
         }
     }
 
     /// Read everything now.
-    pub fn snapshot(&self) -> Snapshot {
-        let samples: Vec<ProcSample> = self
+    pub async fn snapshot(&self) -> Snapshot {
+        let mut samples: Vec<ProcSample> = self
             .server_pids
             .iter()
             .filter_map(|p| sample(&p.to_string()))
             .collect();
+        for node in &self.remote_nodes {
+            let scrape = crate::metrics::Scrape::fetch(&self.http, node).await;
+            samples.extend(from_metrics(&scrape, self.ticks));
+        }
         let server = (!samples.is_empty()).then(|| {
             samples
                 .iter()
@@ -318,7 +346,8 @@ pub struct Usage {
     pub seconds: f64,
     /// Server processes summed (one per node).
     pub server_processes: usize,
-    /// The server processes together, when they run on this machine.
+    /// The server processes together: from `/proc` when they run on this machine, else
+    /// from their `/metrics`.
     pub server: Option<ProcUsage>,
     /// CPU seconds of the server, database and Redis together per 1,000 acked messages.
     pub total_cpu_seconds_per_1k_messages: f64,
@@ -341,5 +370,20 @@ mod tests {
         let s = sample("self").unwrap();
         assert!(s.rss_kib > 0);
         assert!(s.threads >= 1);
+    }
+
+    #[test]
+    fn a_remote_node_is_read_from_its_process_metrics() {
+        let scrape = crate::metrics::Scrape::parse(
+            "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.34\n\
+             process_resident_memory_bytes 41943040\nprocess_resident_memory_max_bytes 52428800\n\
+             process_threads 9\n",
+        );
+        let s = from_metrics(&scrape, 100.0).unwrap();
+        assert_eq!(s.cpu_ticks, 1234);
+        assert_eq!((s.rss_kib, s.peak_rss_kib, s.threads), (40960, 51200, 9));
+        // A page without the process figures (an older node) gives no reading.
+        let old = crate::metrics::Scrape::parse("parley_ws_sessions 3\n");
+        assert!(from_metrics(&old, 100.0).is_none());
     }
 }

@@ -261,7 +261,7 @@ async fn run_on(
         cluster,
         matches!(target, Target::Spawn(o) if o.redis_url.is_some()),
     );
-    let before = watch.snapshot();
+    let before = watch.snapshot().await;
 
     let agent_tasks: Vec<_> = agent_conns
         .into_iter()
@@ -320,7 +320,7 @@ async fn run_on(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let after = watch.snapshot();
+    let after = watch.snapshot().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop_tx.send_replace(true);
 

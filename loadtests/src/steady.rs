@@ -299,10 +299,10 @@ async fn run_on(
     let http = ws.http().clone();
     let metrics_base = cluster.visitor_node().address.clone();
     tokio::time::sleep_until(schedule.instant(schedule.window_start_us)).await;
-    let before = watch.snapshot();
+    let before = watch.snapshot().await;
     let scrape_before = Scrape::fetch(&http, &metrics_base).await;
     tokio::time::sleep_until(schedule.instant(schedule.end_us)).await;
-    let after = watch.snapshot();
+    let after = watch.snapshot().await;
     let scrape_after = Scrape::fetch(&http, &metrics_base).await;
 
     // Drain: every send answered and every ack delivered, or the drain time is up.

@@ -3,8 +3,9 @@
 //! `steady`, `burst`, `idle` and `reconnect` on SQLite; `compare` against the bare relay
 //! and (when `node` and `npm` are installed) the Socket.IO peer; and, when
 //! `PARLEY_TEST_POSTGRES_URL` and `PARLEY_TEST_REDIS_URL` are set, two nodes sharing
-//! PostgreSQL and Redis (visitors on one, agents on the other). A service URL that is set
-//! but unreachable fails the test.
+//! PostgreSQL and Redis (visitors on one, agents on the other); and a running node (as
+//! `--server` loads one), weighed through its `/metrics`. A service URL that is set but
+//! unreachable fails the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -93,6 +94,37 @@ async fn steady_small(target: Target) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_steady_run_loses_nothing_and_is_never_refused() {
     steady_small(sqlite()).await;
+}
+
+/// A node the harness did not start (`--server`): the run sets up its agents and channel
+/// through the admin API, and weighs the server through the `process_*` figures of its
+/// `/metrics`, since it has no pid to read in `/proc`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_node_is_loaded_and_weighed_through_its_metrics() {
+    // Arrange
+    let mut cluster = sqlite().start().await.unwrap();
+    let running = Target::Remote {
+        urls: vec![cluster.nodes[0].address.clone()],
+        admin_email: cluster.admin_email.clone(),
+        admin_password: cluster.admin_password.clone(),
+    };
+    let workload = SteadyKnobs::from_file(&scenario("steady-small"))
+        .unwrap()
+        .resolve()
+        .unwrap();
+
+    // Act
+    let report = within(120, steady::run(&running, &workload)).await;
+    cluster.stop().await;
+
+    // Assert
+    let report = report.unwrap();
+    let table = report.table();
+    assert!(report.clean(), "{table}");
+    assert_eq!(report.usage.server_processes, 1, "{table}");
+    let server = report.usage.server.as_ref().expect("the server's figures");
+    assert!(server.cpu_seconds > 0.0, "{table}");
+    assert!(server.rss_kib > 1024 && server.threads > 1, "{table}");
 }
 
 async fn burst_small(target: Target) {

@@ -66,7 +66,11 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<web::Json<Ready>> {
 #[utoipa::path(tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let mut text = state.metrics.render();
+    if let Some(process) = crate::process_metrics::sample() {
+        text.push_str(&crate::process_metrics::render(&process));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(text)
 }

@@ -66,6 +66,25 @@ async fn metrics_count_requests_by_route_and_status(b: Backend) {
         "{text}"
     );
     assert!(text.contains("parley_http_errors_total{code=\"unauthorized\"}"));
+    // The process's own CPU time and memory, under Prometheus's standard names (from
+    // /proc; the test server runs in this process).
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    assert!(
+        value("process_cpu_seconds_total").is_some_and(|v| v > 0.0),
+        "{text}"
+    );
+    assert!(
+        value("process_resident_memory_bytes").is_some_and(|v| v > 1e6),
+        "{text}"
+    );
+    assert!(value("process_threads").is_some_and(|v| v >= 1.0), "{text}");
+    assert!(
+        value("process_open_fds").is_some_and(|v| v >= 3.0),
+        "{text}"
+    );
 }
 
 async fn every_documented_operation_is_routed(b: Backend) {
