@@ -105,66 +105,66 @@ pub fn sample() -> Option<ProcessSample> {
 
 /// The sample in the Prometheus text format.
 pub fn render(s: &ProcessSample) -> String {
-    let mut out = String::with_capacity(1024);
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
-    };
-    metric(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        s.cpu_seconds.to_string(),
-    );
-    metric(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory size in bytes.",
-        s.resident_bytes.to_string(),
-    );
-    metric(
-        "process_resident_memory_max_bytes",
-        "gauge",
-        "Peak resident memory size in bytes (VmHWM).",
-        s.peak_resident_bytes.to_string(),
-    );
-    metric(
-        "process_virtual_memory_bytes",
-        "gauge",
-        "Virtual memory size in bytes.",
-        s.virtual_bytes.to_string(),
-    );
-    metric(
-        "process_threads",
-        "gauge",
-        "Number of OS threads in the process.",
-        s.threads.to_string(),
-    );
-    if s.start_time_seconds > 0.0 {
-        metric(
+    let known = |v: f64| (v > 0.0).then(|| v.to_string());
+    // (name, type, help, value: `None` leaves the metric out)
+    let metrics = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            Some(s.cpu_seconds.to_string()),
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            Some(s.resident_bytes.to_string()),
+        ),
+        (
+            "process_resident_memory_max_bytes",
+            "gauge",
+            "Peak resident memory size in bytes (VmHWM).",
+            Some(s.peak_resident_bytes.to_string()),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            Some(s.virtual_bytes.to_string()),
+        ),
+        (
+            "process_threads",
+            "gauge",
+            "Number of OS threads in the process.",
+            Some(s.threads.to_string()),
+        ),
+        (
             "process_start_time_seconds",
             "gauge",
             "Start time of the process since the Unix epoch in seconds.",
-            s.start_time_seconds.to_string(),
-        );
-    }
-    if let Some(n) = s.open_fds {
-        metric(
+            known(s.start_time_seconds),
+        ),
+        (
             "process_open_fds",
             "gauge",
             "Number of open file descriptors.",
-            n.to_string(),
-        );
-    }
-    if let Some(n) = s.max_fds {
-        metric(
+            s.open_fds.map(|n| n.to_string()),
+        ),
+        (
             "process_max_fds",
             "gauge",
             "Maximum number of open file descriptors.",
-            n.to_string(),
-        );
+            s.max_fds.map(|n| n.to_string()),
+        ),
+    ];
+    let mut out = String::with_capacity(1024);
+    for (name, kind, help, value) in metrics {
+        if let Some(value) = value {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        }
     }
     out
 }
